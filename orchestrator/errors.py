@@ -1,0 +1,118 @@
+"""The exception tree: every error the orchestrator raises on purpose.
+
+```
+OrchestratorError
+├── ConfigError              caller misuse / bad settings; message names the exact fix
+├── PlanValidationError      .task_ids, .cycle
+├── ModelError
+│   ├── ModelAPIError        .status_code, .retryable
+│   ├── ModelTimeoutError    .timeout_s
+│   └── ModelBehaviorError   reply does not fit the requested schema
+├── ToolError                a tool could not be built or run (bad registration, bad patch, refused path)
+│   ├── PatchError           .path, .hunk: an apply_patch rejected; the workspace is unchanged
+│   └── PathEscapeError      .path: a path leads outside the workspace
+├── LocalModelError          the embedded model server could not be found, started or kept alive
+├── BudgetExceededError      Limits hit; checked before every model call
+└── RunAbortedError          .result = partial RunResult
+```
+
+Tool *signals* (`ToolRetry`, `ToolFailed`) are not errors and live in `orchestrator.toolkit`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .models import RunResult
+
+
+class OrchestratorError(Exception):
+    """Base of every error raised on purpose by the orchestrator."""
+
+
+class ConfigError(OrchestratorError):
+    """Caller misuse or bad settings; the message names the fix."""
+
+
+class PlanValidationError(OrchestratorError):
+    """A plan is not a valid DAG over known tools."""
+
+    def __init__(
+        self, message: str, *, task_ids: Sequence[str] = (), cycle: Sequence[str] = ()
+    ) -> None:
+        super().__init__(message)
+        self.task_ids: tuple[str, ...] = tuple(task_ids)
+        """The offending task ids."""
+        self.cycle: tuple[str, ...] = tuple(cycle)
+        """The ids along one dependency cycle, if the plan has one."""
+
+
+class ModelError(OrchestratorError):
+    """A model call did not produce a usable reply."""
+
+
+class ModelAPIError(ModelError):
+    """The model API answered with an error status or could not be reached."""
+
+    def __init__(self, message: str, *, status_code: int | None, retryable: bool) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        """HTTP status, or None when no response arrived."""
+        self.retryable = retryable
+        """Whether the same request may succeed later (429, 5xx, connection faults)."""
+
+
+class ModelTimeoutError(ModelError):
+    """A model call took longer than its timeout."""
+
+    def __init__(self, message: str, *, timeout_s: float | None) -> None:
+        super().__init__(message)
+        self.timeout_s = timeout_s
+        """The timeout that expired, when known."""
+
+
+class ModelBehaviorError(ModelError):
+    """The model replied, but not in the shape that was asked for."""
+
+
+class ToolError(OrchestratorError):
+    """A tool could not be registered or run."""
+
+
+class PatchError(ToolError):
+    """An apply_patch call was rejected; nothing in the workspace changed."""
+
+    def __init__(self, message: str, *, path: str | None = None, hunk: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        """The file the failing operation named, if any."""
+        self.hunk = hunk
+        """1-based index of the failing chunk within that file's operation, if any."""
+
+
+class PathEscapeError(ToolError):
+    """A path given by a model leads outside the workspace or into a protected place."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+        """The path as the model gave it."""
+
+
+class LocalModelError(OrchestratorError):
+    """The embedded model or its server could not be located, started or kept running."""
+
+
+class BudgetExceededError(OrchestratorError):
+    """A run limit (cost, tokens, model calls) would be exceeded by the next model call."""
+
+
+class RunAbortedError(OrchestratorError):
+    """The run stopped before it finished; `result` holds what was done."""
+
+    def __init__(self, message: str, *, result: RunResult) -> None:
+        super().__init__(message)
+        self.result = result
+        """The partial result, with every task's terminal or skipped state."""

@@ -1,0 +1,220 @@
+"""Typed events: the source of truth for everything that happens in a run. Sinks render them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Literal, Protocol
+
+from .models import RunId, TaskId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Base:
+    run_id: RunId
+    at: float
+    """Seconds since the epoch, from the run's injected clock."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunStarted(_Base):
+    kind: Literal["run_started"] = "run_started"
+    goal: str
+    ladder: tuple[str, ...]
+    """Model ids, bottom tier first."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanRejected(_Base):
+    kind: Literal["plan_rejected"] = "plan_rejected"
+    attempt: int
+    error: str
+    task_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanValidated(_Base):
+    kind: Literal["plan_validated"] = "plan_validated"
+    task_ids: tuple[str, ...]
+    edges: tuple[tuple[str, str], ...]
+    """(dependency, dependent) pairs."""
+    replan: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskReady(_Base):
+    kind: Literal["task_ready"] = "task_ready"
+    task_id: TaskId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskStarted(_Base):
+    kind: Literal["task_started"] = "task_started"
+    task_id: TaskId
+    attempt: int
+    tier: str
+    model: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCalled(_Base):
+    kind: Literal["tool_called"] = "tool_called"
+    task_id: TaskId
+    tool: str
+    call_id: str
+    is_error: bool
+    duration_ms: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelCalled(_Base):
+    kind: Literal["model_called"] = "model_called"
+    role: str
+    model: str
+    tier: str
+    task_id: TaskId | None
+    tokens_in: int
+    tokens_cached: int
+    tokens_out: int
+    tokens_reasoning: int
+    cost_usd: float
+    duration_ms: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelCallFailed(_Base):
+    kind: Literal["model_call_failed"] = "model_call_failed"
+    role: str
+    model: str
+    task_id: TaskId | None
+    error_type: str
+    message: str
+    retryable: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptFinished(_Base):
+    """One canonical line per executor attempt."""
+
+    kind: Literal["attempt_finished"] = "attempt_finished"
+    task_id: TaskId
+    attempt: int
+    tier: str
+    outcome: str
+    """done / failed / ambiguous / error / turn_limit / invalid_output / timeout / check_failed."""
+    turns: int
+    duration_ms: float
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskSucceeded(_Base):
+    kind: Literal["task_succeeded"] = "task_succeeded"
+    task_id: TaskId
+    tier: str
+    attempts: int
+    summary: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskFailed(_Base):
+    kind: Literal["task_failed"] = "task_failed"
+    task_id: TaskId
+    tier: str
+    attempts: int
+    error_type: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskSkipped(_Base):
+    kind: Literal["task_skipped"] = "task_skipped"
+    task_id: TaskId
+    reason: str
+    blocked_by: TaskId | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskRetried(_Base):
+    kind: Literal["task_retried"] = "task_retried"
+    task_id: TaskId
+    tier: str
+    attempt: int
+    trigger: str
+    feedback: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReviewDecided(_Base):
+    kind: Literal["review_decided"] = "review_decided"
+    task_id: TaskId
+    verdict: str
+    """accept / retry / replan / escalate."""
+    feedback: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EscalationDecided(_Base):
+    kind: Literal["escalation_decided"] = "escalation_decided"
+    task_id: TaskId
+    trigger: str
+    from_tier: str
+    to_tier: str | None
+    """None: the top tier failed, the task fails for good."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GraphReplanned(_Base):
+    kind: Literal["graph_replanned"] = "graph_replanned"
+    replaced: tuple[TaskId, ...]
+    added: tuple[TaskId, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunFinished(_Base):
+    kind: Literal["run_finished"] = "run_finished"
+    status: str
+    succeeded: int
+    failed: int
+    skipped: int
+    escalations: int
+    escalation_rate: float
+    cost_usd: float
+    tokens_in: int
+    tokens_cached: int
+    tokens_out: int
+    duration_ms: float
+    notes: Mapping[str, str] = field(default_factory=lambda: {})
+
+
+Event = (
+    RunStarted
+    | PlanRejected
+    | PlanValidated
+    | TaskReady
+    | TaskStarted
+    | ToolCalled
+    | ModelCalled
+    | ModelCallFailed
+    | AttemptFinished
+    | TaskSucceeded
+    | TaskFailed
+    | TaskSkipped
+    | TaskRetried
+    | ReviewDecided
+    | EscalationDecided
+    | GraphReplanned
+    | RunFinished
+)
+
+
+class EventSink(Protocol):
+    """Receives every event of a run, in order, synchronously; must not block."""
+
+    def emit(self, event: Event) -> None: ...
+
+
+def event_fields(event: Event) -> dict[str, object]:
+    """The event as a plain dict (kind first), for JSON and log sinks."""
+    data = asdict(event)
+    return {"kind": data.pop("kind"), **data}

@@ -1,0 +1,184 @@
+"""The model seam: our own request/reply values and the `ModelClient` Protocol. No vendor types cross it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel
+
+from .models import TaskId, TokenUsage
+
+Role = Literal["planner", "worker", "reviewer", "synthesizer"]
+ToolKind = Literal["function", "apply_patch", "shell"]
+"""How a tool reaches the model: a function tool, or a native Responses API tool."""
+JSONValue = Any
+"""A value decoded from JSON; only used at JSON edges."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SystemMessage:
+    """Instructions; kept first and stable so the prompt prefix is cacheable."""
+
+    content: str
+    role: Literal["system"] = "system"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserMessage:
+    content: str
+    role: Literal["user"] = "user"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCall:
+    """A tool invocation requested by the model."""
+
+    call_id: str
+    name: str
+    arguments: str
+    """JSON text: function arguments, or the native item's `operation` / `action` object."""
+    kind: ToolKind = "function"
+    item_id: str | None = None
+    """The Responses API output item id, echoed back when replaying history."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AssistantMessage:
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    role: Literal["assistant"] = "assistant"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolResultMessage:
+    """The answer to one `ToolCall`, in the shape its kind needs."""
+
+    call_id: str
+    name: str
+    content: str
+    """What the model reads."""
+    kind: ToolKind = "function"
+    is_error: bool = False
+    native: Mapping[str, JSONValue] | None = None
+    """Extra fields of a native output item (apply_patch status, shell per-command outputs)."""
+    role: Literal["tool"] = "tool"
+
+
+Message = SystemMessage | UserMessage | AssistantMessage | ToolResultMessage
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolDefinition:
+    """What the model is told about one tool."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, JSONValue] = field(default_factory=lambda: {})
+    """Strict JSON schema of the arguments (function tools only)."""
+    kind: ToolKind = "function"
+    strict: bool = True
+
+
+StructuredOutputStyle = Literal["json_schema", "json_object_schema", "json_object", "prompt"]
+"""How a backend is asked for structured output.
+
+- json_schema: OpenAI strict `json_schema` response format.
+- json_object_schema: `{"type": "json_object", "schema": ...}` (llama.cpp server).
+- json_object: JSON mode without a schema; the schema goes in the prompt.
+- prompt: no JSON mode; schema in the prompt, reply parsed leniently.
+"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelCapabilities:
+    """What a backend can do, so the engine adapts instead of failing."""
+
+    structured_output: StructuredOutputStyle = "json_schema"
+    tool_calls: bool = True
+    """Whether the backend returns tool calls at all."""
+    forced_tool_choice: bool = True
+    """Whether `tool_choice` may name one function."""
+    tool_calls_need_named_choice: bool = False
+    """Tool calls only come back when `tool_choice` names the function (llama.cpp server)."""
+    parallel_requests: int = 64
+    """Requests the backend serves at once; the engine never exceeds it."""
+    responses_api: bool = False
+    native_tools: frozenset[ToolKind] = frozenset()
+    """Native (non-function) tool kinds the backend understands, e.g. apply_patch, shell."""
+    streaming: bool = True
+    prompt_caching: bool = True
+    """Whether the backend reports cached input tokens (stable prefixes pay off)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelRequest:
+    """One call to a model, independent of vendor."""
+
+    role: Role
+    model: str
+    messages: tuple[Message, ...]
+    tools: tuple[ToolDefinition, ...] = ()
+    output_type: type[BaseModel] | None = None
+    """Ask for a reply parsed into this schema."""
+    tool_choice: Literal["auto", "required", "none"] | str = "auto"
+    """auto / required / none, or a tool name to force."""
+    temperature: float | None = None
+    max_output_tokens: int | None = None
+    tier: str = ""
+    task_id: TaskId | None = None
+    prompt_cache_key: str | None = None
+    """Routes calls that share a prefix to the same cache (OpenAI `prompt_cache_key`)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelReply:
+    """What came back from one call."""
+
+    text: str = ""
+    parsed: BaseModel | None = None
+    """Set when the request had an `output_type` and the reply validated against it."""
+    tool_calls: tuple[ToolCall, ...] = ()
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    model: str = ""
+    """The model that answered, as the backend named it."""
+    finish_reason: str = "stop"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TextDelta:
+    """A piece of streamed output text."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplyDone:
+    """The end of a stream, with the full reply."""
+
+    reply: ModelReply
+
+
+StreamEvent = TextDelta | ReplyDone
+
+
+@runtime_checkable
+class ModelClient(Protocol):
+    """The one seam between the engine and any model backend."""
+
+    @property
+    def capabilities(self) -> ModelCapabilities: ...
+
+    async def complete(self, request: ModelRequest) -> ModelReply:
+        """Run one request to completion."""
+        ...
+
+
+@runtime_checkable
+class StreamingModelClient(ModelClient, Protocol):
+    """A backend that can also stream text; the planner uses it to dispatch tasks early."""
+
+    def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        """Yield text deltas, then one `ReplyDone`."""
+        ...

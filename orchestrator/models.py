@@ -1,0 +1,232 @@
+"""Domain values: tasks, plans, results, usage and limits. Frozen, pure, serializable."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, NewType
+
+TaskId = NewType("TaskId", str)
+RunId = NewType("RunId", str)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AcceptanceCheck:
+    """A shell command that must exit 0 in the task's workspace for the task to count as done."""
+
+    command: str
+    """Run with the shell tool's policy and sandbox."""
+    timeout_s: float = 60.0
+    """The check fails when it runs longer than this."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskSpec:
+    """One node of the plan: what an executor must do and what it may use."""
+
+    id: TaskId
+    instruction: str
+    """What to do, written for an executor that sees only this task and its inputs."""
+    deps: tuple[TaskId, ...] = ()
+    """Tasks whose outputs this one needs; it starts the moment they have all succeeded."""
+    tools: tuple[str, ...] = ()
+    """Names of the tools this task may call."""
+    produces: str = ""
+    """What the task must hand back (the reviewer and dependents rely on it)."""
+    check: AcceptanceCheck | None = None
+    tier_hint: str | None = None
+    """Start at this tier instead of the ladder's bottom (e.g. plan-shaped sub-work)."""
+    est_latency_s: float | None = None
+    """Latency estimate used for critical-path-first ordering; None means unknown."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Plan:
+    """The planner's decomposition of a goal."""
+
+    goal: str
+    tasks: tuple[TaskSpec, ...]
+    rationale: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenUsage:
+    """Tokens of one or more model calls, as the API reported them."""
+
+    input_tokens: int = 0
+    """All prompt tokens, cached ones included."""
+    cached_input_tokens: int = 0
+    """The part of `input_tokens` billed at the cached rate."""
+    output_tokens: int = 0
+    """All completion tokens, reasoning ones included."""
+    reasoning_tokens: int = 0
+    """The part of `output_tokens` spent on hidden reasoning."""
+    requests: int = 0
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+            requests=self.requests + other.requests,
+        )
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Usage:
+    """Tokens plus their price; `cost_usd` is exact for every priced model."""
+
+    tokens: TokenUsage = field(default_factory=TokenUsage)
+    cost_usd: float = 0.0
+    unpriced_models: tuple[str, ...] = ()
+    """Models used without a price-table entry: their tokens count, their cost is missing."""
+
+    def __add__(self, other: Usage) -> Usage:
+        unpriced = tuple(sorted(set(self.unpriced_models) | set(other.unpriced_models)))
+        return Usage(
+            tokens=self.tokens + other.tokens,
+            cost_usd=self.cost_usd + other.cost_usd,
+            unpriced_models=unpriced,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErrorInfo:
+    """A serializable description of why an attempt or a task failed."""
+
+    type: str
+    message: str
+    retryable: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Succeeded:
+    """The task produced an accepted result."""
+
+    kind: Literal["succeeded"] = "succeeded"
+    task_id: TaskId
+    summary: str
+    outputs: Mapping[str, str] = field(default_factory=lambda: {})
+    tier: str
+    attempts: int
+    usage: Usage = field(default_factory=Usage)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Failed:
+    """The task failed for good at the top of the ladder or with a terminal error."""
+
+    kind: Literal["failed"] = "failed"
+    task_id: TaskId
+    error: ErrorInfo
+    tier: str
+    attempts: int
+    usage: Usage = field(default_factory=Usage)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Skipped:
+    """The task never ran: a dependency failed, or the run was cancelled first."""
+
+    kind: Literal["skipped"] = "skipped"
+    task_id: TaskId
+    reason: str
+    blocked_by: TaskId | None = None
+
+
+TaskResult = Succeeded | Failed | Skipped
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TierSpec:
+    """One rung of the escalation ladder."""
+
+    name: str
+    """A short role name used in events and caps: mini, base, frontier."""
+    model: str
+    """The model id sent to the backend."""
+
+
+DEFAULT_LADDER: tuple[TierSpec, ...] = (
+    TierSpec(name="mini", model="gpt-5.4-mini"),
+    TierSpec(name="base", model="gpt-5.4"),
+    TierSpec(name="frontier", model="gpt-5.5"),
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """Bounds on one run. Every count here is a hard cap."""
+
+    max_parallel: int = 8
+    """Tasks running at once, across tiers."""
+    per_tier_parallel: Mapping[str, int] = field(default_factory=lambda: {})
+    """Optional cap per tier name (e.g. {"frontier": 2})."""
+    task_timeout_s: float = 600.0
+    """One attempt of one task, all its turns and tool calls included."""
+    max_turns: int = 16
+    """Model turns of one executor attempt before it counts as a turn-limit failure."""
+    max_attempts_per_tier: int = 2
+    """Attempts of a task at one tier before it escalates."""
+    max_plan_repairs: int = 2
+    """Times an invalid plan goes back to the planner with the validation error."""
+    max_replans: int = 4
+    """Mid-run graph edits accepted from the reviewer."""
+    max_reviews_per_task: int = 3
+    """Reviewer rejections of one task before it is failed outright."""
+    max_cost_usd: float | None = None
+    max_total_tokens: int | None = None
+    max_model_calls: int | None = None
+    max_dep_output_chars: int = 8_000
+    """Per dependency, how much of its outputs a dependent sees."""
+
+
+RunStatus = Literal["completed", "partial", "failed", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TierUsage:
+    """Usage of one tier, for the run report."""
+
+    tier: str
+    model: str
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunResult:
+    """Everything a run produced, including partial progress when it stopped early."""
+
+    run_id: RunId
+    goal: str
+    status: RunStatus
+    answer: str
+    plan: Plan | None
+    results: Mapping[TaskId, TaskResult]
+    usage: Usage
+    usage_by_tier: tuple[TierUsage, ...] = ()
+    usage_by_role: Mapping[str, Usage] = field(default_factory=lambda: {})
+    escalations: int = 0
+    """Times a task moved up a tier."""
+    escalation_rate: float = 0.0
+    """Escalations per executed task (a first-class metric of a tiered setup)."""
+    replans: int = 0
+    run_dir: str | None = None
+    """Where events.jsonl and result.json of this run live."""
+
+    @property
+    def succeeded(self) -> tuple[Succeeded, ...]:
+        return tuple(r for r in self.results.values() if isinstance(r, Succeeded))
+
+    @property
+    def failed(self) -> tuple[Failed, ...]:
+        return tuple(r for r in self.results.values() if isinstance(r, Failed))
+
+    @property
+    def skipped(self) -> tuple[Skipped, ...]:
+        return tuple(r for r in self.results.values() if isinstance(r, Skipped))

@@ -1,0 +1,180 @@
+"""Public test doubles: `ScriptedModel` (the only model double) and `RecordingSink`.
+
+Steps are queued per role (and optionally per task), because concurrent workers make the global
+call order nondeterministic. A step is a `ModelReply`, an exception to raise, a pydantic model to
+return as structured output, or a responder `(request) -> ModelReply` (sync or async).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+import anyio
+from pydantic import BaseModel, ValidationError
+
+from .errors import ModelBehaviorError, OrchestratorError
+from .events import Event
+from .llm import (
+    ModelCapabilities,
+    ModelReply,
+    ModelRequest,
+    ReplyDone,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+)
+from .models import TaskId, TokenUsage
+
+Responder = Callable[[ModelRequest], ModelReply | Awaitable[ModelReply]]
+Step = ModelReply | BaseException | BaseModel | Responder
+
+
+class UnexpectedModelCall(OrchestratorError):
+    """The code under test made a model call that no script step was left for."""
+
+
+class UnconsumedSteps(OrchestratorError):
+    """A test ended with scripted steps that were never used."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordedCall:
+    """One call the scripted model received."""
+
+    request: ModelRequest
+    key: str
+    """The queue it was answered from: `role` or `role:task_id`."""
+
+
+@dataclass(slots=True)
+class ScriptedModel:
+    """A `ModelClient` that answers from per-role scripts and records every call."""
+
+    capabilities: ModelCapabilities = field(
+        default_factory=lambda: ModelCapabilities(native_tools=frozenset())
+    )
+    calls: list[RecordedCall] = field(default_factory=lambda: [])
+    stream_chunk_chars: int = 16
+    """How many characters each streamed delta carries."""
+    _queues: dict[str, deque[Step]] = field(default_factory=lambda: {})
+
+    def script(self, role: str, *steps: Step, task: str | None = None) -> ScriptedModel:
+        """Queue steps for a role, or for one task's worker calls when `task` is given."""
+        for step in steps:
+            if not isinstance(step, ModelReply | BaseException | BaseModel) and not callable(step):
+                raise TypeError(f"not a script step: {step!r}")
+        key = role if task is None else f"{role}:{task}"
+        self._queues.setdefault(key, deque()).extend(steps)
+        return self
+
+    async def complete(self, request: ModelRequest) -> ModelReply:
+        key, step = self._pop(request)
+        self.calls.append(RecordedCall(request=request, key=key))
+        await anyio.lowlevel.checkpoint()
+        if isinstance(step, BaseException):
+            raise step
+        if isinstance(step, BaseModel):
+            return ModelReply(text=step.model_dump_json(), parsed=step, usage=_tokens(request))
+        if isinstance(step, ModelReply):
+            return _finish(step, request)
+        reply = step(request)
+        if inspect.isawaitable(reply):
+            reply = await reply
+        return _finish(reply, request)
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        """Stream the scripted reply's text in chunks, then the reply itself."""
+        reply = await self.complete(request)
+        text = reply.text
+        for start in range(0, len(text), self.stream_chunk_chars):
+            yield TextDelta(text=text[start : start + self.stream_chunk_chars])
+            await anyio.lowlevel.checkpoint()
+        yield ReplyDone(reply=reply)
+
+    def _pop(self, request: ModelRequest) -> tuple[str, Step]:
+        keys = [request.role] if request.task_id is None else [
+            f"{request.role}:{request.task_id}",
+            request.role,
+        ]
+        for key in keys:
+            queue = self._queues.get(key)
+            if queue:
+                return key, queue.popleft()
+        raise UnexpectedModelCall(
+            f"no scripted step left for role={request.role} task={request.task_id}"
+        )
+
+    def remaining(self) -> Mapping[str, int]:
+        return {k: len(q) for k, q in self._queues.items() if q}
+
+    def assert_complete(self) -> None:
+        """Raise `UnconsumedSteps` when any queued step was never used."""
+        if left := self.remaining():
+            raise UnconsumedSteps(f"scripted steps never used: {dict(left)}")
+
+    def calls_for(self, role: str, task: str | None = None) -> list[ModelRequest]:
+        return [
+            c.request
+            for c in self.calls
+            if c.request.role == role and (task is None or c.request.task_id == task)
+        ]
+
+
+def _tokens(request: ModelRequest) -> TokenUsage:
+    """Deterministic token counts (about 4 characters a token) so accounting is testable."""
+    chars = sum(len(getattr(m, "content", "")) for m in request.messages)
+    return TokenUsage(input_tokens=max(1, chars // 4), output_tokens=8, requests=1)
+
+
+def _finish(reply: ModelReply, request: ModelRequest) -> ModelReply:
+    usage = reply.usage if reply.usage.requests else _tokens(request)
+    parsed = reply.parsed
+    if request.output_type is not None and parsed is None and not reply.tool_calls:
+        try:
+            parsed = request.output_type.model_validate_json(reply.text)
+        except ValidationError as exc:
+            raise ModelBehaviorError(
+                f"reply does not match {request.output_type.__name__}: {exc.errors()[:3]}"
+            ) from exc
+    return ModelReply(
+        text=reply.text,
+        parsed=parsed,
+        tool_calls=reply.tool_calls,
+        usage=usage,
+        model=reply.model or request.model,
+        finish_reason=reply.finish_reason,
+    )
+
+
+def tool_call(name: str, arguments: Mapping[str, object] | None = None, *, call_id: str = "") -> ModelReply:
+    """A reply that calls one function tool."""
+    call = ToolCall(call_id=call_id or f"call_{name}", name=name, arguments=json.dumps(arguments or {}))
+    return ModelReply(tool_calls=(call,), finish_reason="tool_calls")
+
+
+def text_reply(text: str) -> ModelReply:
+    return ModelReply(text=text)
+
+
+@dataclass(slots=True)
+class RecordingSink:
+    """An `EventSink` that keeps every event, for assertions."""
+
+    events: list[Event] = field(default_factory=lambda: [])
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+    def kinds(self) -> list[str]:
+        return [e.kind for e in self.events]
+
+    def of(self, kind: str, task_id: TaskId | str | None = None) -> list[Event]:
+        return [
+            e
+            for e in self.events
+            if e.kind == kind and (task_id is None or getattr(e, "task_id", None) == task_id)
+        ]
