@@ -61,6 +61,15 @@ class ScriptedModel:
     stream_chunk_chars: int = 16
     """How many characters each streamed delta carries."""
     _queues: dict[str, deque[Step]] = field(default_factory=lambda: {})
+    _standing: dict[str, Responder] = field(default_factory=lambda: {})
+
+    def respond(self, role: str, responder: Responder) -> ScriptedModel:
+        """Answer every call of `role` that no queued step is left for with `responder`.
+
+        For roles whose call count depends on timing (the batched reviewer) or on the plan.
+        """
+        self._standing[role] = responder
+        return self
 
     def script(self, role: str, *steps: Step, task: str | None = None) -> ScriptedModel:
         """Queue steps for a role, or for one task's worker calls when `task` is given."""
@@ -104,6 +113,8 @@ class ScriptedModel:
             queue = self._queues.get(key)
             if queue:
                 return key, queue.popleft()
+        if request.role in self._standing:
+            return request.role, self._standing[request.role]
         raise UnexpectedModelCall(
             f"no scripted step left for role={request.role} task={request.task_id}"
         )

@@ -1,0 +1,148 @@
+"""The composition root: `Orchestrator` wires the default roles, tools and backend into the engine.
+
+This is the one module of orchestrator/ that imports orchestrator.agents and orchestrator.tools;
+the engine itself (run.py and below) never does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from .backends import open_backend
+from .engine_options import RoleOptions
+from .escalation import EscalationPolicy
+from .events import EventSink
+from .llm import ModelClient
+from .models import DEFAULT_LADDER, Limits, RunResult, TierSpec
+from .pricing import PriceTable
+from .roles import Planner, Reviewer, Synthesizer, Worker
+from .run import Engine, EngineConfig
+from .settings import Settings
+from .toolkit import ApprovalCallback, CheckOutcome, Tool
+
+
+class Orchestrator:
+    """Plan a goal with the top tier, execute leaves on cheap tiers, review, escalate, answer.
+
+    Every argument is optional: with no client, the backend comes from `settings` (or the
+    environment): OPENAI_API_KEY → OpenAI, a base URL → any OpenAI-compatible server, neither →
+    the embedded local model.
+    """
+
+    def __init__(
+        self,
+        *,
+        tools: Sequence[Tool | Callable[..., Any]] = (),
+        workdir: str | Path = ".",
+        client: ModelClient | None = None,
+        settings: Settings | None = None,
+        ladder: Sequence[TierSpec] | None = None,
+        limits: Limits | None = None,
+        policy: EscalationPolicy | None = None,
+        prices: PriceTable | None = None,
+        review: Literal["all", "none"] = "all",
+        builtin_tools: bool = True,
+        sinks: Sequence[EventSink] = (),
+        approve: ApprovalCallback | None = None,
+        planner: Planner | None = None,
+        worker: Worker | None = None,
+        reviewer: Reviewer | None = None,
+        synthesizer: Synthesizer | None = None,
+        role_options: RoleOptions | None = None,
+    ) -> None:
+        from .tools.registry import ToolRegistry
+
+        registry = ToolRegistry()
+        if builtin_tools:
+            for t in default_tools():
+                registry.register(t)
+        for t in tools:
+            registry.register(t)
+        self.tools: tuple[Tool, ...] = tuple(registry)
+        self.workdir = Path(workdir)
+        self._client = client
+        self._settings = settings
+        self._ladder = tuple(ladder) if ladder is not None else None
+        self._limits = limits
+        self._policy = policy or EscalationPolicy()
+        self._prices = prices or PriceTable.default()
+        self._review = review
+        self._sinks = tuple(sinks)
+        self._approve = approve
+        self._roles = (planner, worker, reviewer, synthesizer)
+        self._role_options = role_options
+        self._engines: list[Engine] = []
+        self.notice: str | None = None
+        """What the backend wants the user told (e.g. that the embedded model is a toy)."""
+
+    async def run(self, goal: str, *, context: str = "") -> RunResult:
+        """Run one goal end to end and return its result (partial if it was cancelled)."""
+        if self._client is not None:
+            ladder = self._ladder or DEFAULT_LADDER
+            return await self._engine(self._client, ladder, self._role_options).run(
+                goal, workdir=self.workdir, context=context
+            )
+        settings = self._settings or Settings.from_env()
+        async with open_backend(settings) as backend:
+            self.notice = backend.notice
+            options = self._role_options or getattr(backend, "role_options", None)
+            engine = self._engine(backend.client, self._ladder or backend.ladder, options)
+            return await engine.run(goal, workdir=self.workdir, context=context)
+
+    def cancel(self) -> None:
+        """Cancel every run in progress; each returns a partial result with status cancelled."""
+        for engine in self._engines:
+            engine.cancel()
+
+    def _engine(
+        self, client: ModelClient, ladder: tuple[TierSpec, ...], options: RoleOptions | None
+    ) -> Engine:
+        from .agents.planner import DagPlanner
+        from .agents.reviewer import BatchReviewer
+        from .agents.synthesizer import AnswerSynthesizer
+        from .agents.worker import ExecutorWorker
+
+        opts = options or RoleOptions()
+        kw: dict[str, Any] = {
+            "temperature": opts.temperature, "max_output_tokens": opts.max_output_tokens
+        }
+        planner, worker, reviewer, synthesizer = self._roles
+        limits = self._limits or Limits(max_parallel=(self._settings or Settings()).max_parallel)
+        run_root = (self._settings or Settings.from_env()).run_root
+        engine = Engine(
+            client,
+            planner=planner or DagPlanner(**kw),
+            worker=worker or ExecutorWorker(**kw),
+            reviewer=reviewer or BatchReviewer(**kw),
+            synthesizer=synthesizer or AnswerSynthesizer(**kw),
+            tools=self.tools,
+            config=EngineConfig(ladder=ladder, limits=limits, policy=self._policy,
+                                prices=self._prices, review=self._review,
+                                run_root=run_root if run_root.is_absolute()
+                                else self.workdir / run_root),
+            sinks=self._sinks,
+            check_runner=_shell_check,
+            approve=self._approve,
+        )
+        self._engines.append(engine)
+        return engine
+
+
+def default_tools() -> tuple[Tool, ...]:
+    """The built-in executor tools: read-only file tools, apply_patch and a sandboxed shell."""
+    from .tools.apply_patch import ApplyPatchTool
+    from .tools.files import file_tools
+    from .tools.shell import ShellTool
+
+    return (*file_tools(), ApplyPatchTool(), ShellTool())
+
+
+async def _shell_check(command: str, workdir: Path, timeout_s: float, run_dir: Path) -> CheckOutcome:
+    from .tools.shell import run_acceptance_check
+
+    result = await run_acceptance_check(command, workdir, timeout_s, run_dir)
+    status = "timed out" if result.timed_out else f"exit code {result.exit_code}"
+    output = f"{status}\n{result.stdout}\n{result.stderr}".strip()
+    return CheckOutcome(passed=result.exit_code == 0 and not result.timed_out, output=output[-4000:])

@@ -1,0 +1,182 @@
+"""`orchestrator` command line: run a goal or an example script, list tools, inspect past runs."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import inspect
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from .errors import OrchestratorError, PlanValidationError, RunAbortedError
+from .settings import Settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `orchestrator` script; returns the process exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except PlanValidationError as exc:
+        print(f"error: no valid plan: {exc} (tasks: {', '.join(exc.task_ids) or '-'})",
+              file=sys.stderr)
+        return 2
+    except RunAbortedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OrchestratorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="orchestrator", description=__doc__)
+    sub = parser.add_subparsers(required=True)
+    run = sub.add_parser("run", help="run a goal, or an example script (path ending in .py)")
+    run.add_argument("target", help='a goal in quotes, or a path like examples/word_counts.py')
+    run.add_argument("--workdir", default=".", help="the workspace executors may touch")
+    run.add_argument("--base-url", help="an OpenAI-compatible server (vLLM, Ollama, llama.cpp)")
+    run.add_argument("--backend", choices=["auto", "openai", "compatible", "local"])
+    run.add_argument("--api-style", choices=["responses", "chat"])
+    run.add_argument("--models", help="tier ladder as model ids, bottom first, comma-separated")
+    run.add_argument("--max-parallel", type=int)
+    run.add_argument("--review", choices=["all", "none"], default="all")
+    run.add_argument("--json", action="store_true", help="print the result as JSON")
+    run.set_defaults(func=_cmd_run)
+    tools = sub.add_parser("tools", help="tool registry")
+    tools_sub = tools.add_subparsers(required=True)
+    listing = tools_sub.add_parser("list", help="list registered tools with their schemas")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=_cmd_tools_list)
+    runs = sub.add_parser("runs", help="past runs recorded under the run root")
+    runs_sub = runs.add_subparsers(required=True)
+    runs_list = runs_sub.add_parser("list")
+    runs_list.add_argument("--workdir", default=".")
+    runs_list.set_defaults(func=_cmd_runs_list)
+    show = runs_sub.add_parser("show")
+    show.add_argument("run_id")
+    show.add_argument("--workdir", default=".")
+    show.set_defaults(func=_cmd_runs_show)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    models = tuple(args.models.split(",")) if args.models else None
+    return Settings.from_env(base_url=args.base_url, backend=args.backend,
+                             api_style=args.api_style, models=models,
+                             max_parallel=args.max_parallel)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    target = Path(args.target)
+    if args.target.endswith(".py"):
+        if not target.is_file():
+            print(f"error: no such example script: {target}", file=sys.stderr)
+            return 2
+        return _run_script(target)
+    from .app import Orchestrator
+    from .report import ProgressSink, render_result
+
+    orch = Orchestrator(workdir=args.workdir, settings=_settings(args), review=args.review,
+                        sinks=() if args.json else (ProgressSink(),))
+
+    async def go() -> Any:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_cancel_on_signal, orch.cancel, tg.cancel_scope)
+            result = await orch.run(args.target)
+            tg.cancel_scope.cancel()
+            return result
+
+    result = anyio.run(go)
+    if orch.notice:
+        print(orch.notice, file=sys.stderr)
+    if args.json:
+        from .store import _RESULT_ADAPTER  # the same adapter that writes result.json
+
+        print(_RESULT_ADAPTER.dump_json(result, indent=2).decode())
+    else:
+        print(render_result(result))
+    return 0 if result.status == "completed" else 1
+
+
+async def _cancel_on_signal(cancel: Any, scope: anyio.CancelScope) -> None:
+    """Ctrl-C or SIGTERM cancels the run cleanly; the partial result is still printed and saved."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            print("cancelling: stopping every task (partial result follows)", file=sys.stderr)
+            cancel()
+            return
+
+
+def _run_script(path: Path) -> int:
+    """Import an example by path and run its `async def main()`."""
+    spec = importlib.util.spec_from_file_location(f"_orchestrator_example_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        print(f"error: cannot load {path}", file=sys.stderr)
+        return 2
+    root = str(path.resolve().parent.parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    entry = getattr(module, "main", None)
+    if entry is None or not inspect.iscoroutinefunction(entry):
+        print(f"error: {path} has no `async def main()`", file=sys.stderr)
+        return 2
+    outcome = anyio.run(entry)
+    return outcome if isinstance(outcome, int) else 0
+
+
+def _cmd_tools_list(args: argparse.Namespace) -> int:
+    from .app import default_tools
+    from .tools.listing import render_tool_listing
+    from .tools.registry import ToolRegistry
+
+    registry = ToolRegistry()
+    for t in default_tools():
+        registry.register(t)
+    registry.load_entry_points()
+    print(render_tool_listing(registry, as_json=args.json))
+    return 0
+
+
+def _cmd_runs_list(args: argparse.Namespace) -> int:
+    from .store import RunStore
+
+    store = RunStore(_run_root(args.workdir))
+    for row in store.list_runs():
+        cost = "-" if row.cost_usd is None else f"${row.cost_usd:.4f}"
+        print(f"{row.run_id}  {row.status:<9} {cost:>10}  {row.goal[:70]}")
+    store.close()
+    return 0
+
+
+def _cmd_runs_show(args: argparse.Namespace) -> int:
+    from .report import render_result
+    from .store import RunStore
+
+    store = RunStore(_run_root(args.workdir))
+    try:
+        print(render_result(store.load_result(args.run_id)))
+    except FileNotFoundError:
+        print(f"error: no result for run {args.run_id}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    return 0
+
+
+def _run_root(workdir: str) -> Path:
+    root = Settings.from_env().run_root
+    return root if root.is_absolute() else Path(workdir) / root
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

