@@ -43,12 +43,15 @@ class Dispatcher(Generic[M]):
         self._send: MemoryObjectSendStream[tuple[bool, M]] = send
         self._receive: MemoryObjectReceiveStream[tuple[bool, M]] = receive
         self._stopping = False
+        self._early: list[Callable[[Post[M]], Awaitable[M | None]]] = []
 
     def spawn(self, work: Callable[[Post[M]], Awaitable[M | None]]) -> None:
         """Run background work that may `post` messages; its return value (if any) is posted too."""
-        assert self._tg is not None, "spawn() is only valid while run() is active"
         self._live += 1
-        self._tg.start_soon(self._side, work)
+        if self._tg is None:
+            self._early.append(work)  # started as soon as run() opens the task group
+        else:
+            self._tg.start_soon(self._side, work)
 
     def post(self, message: M) -> None:
         """Deliver a message to the loop from any child of this dispatcher."""
@@ -63,6 +66,9 @@ class Dispatcher(Generic[M]):
         with self._send, self._receive:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
+                for work in self._early:
+                    tg.start_soon(self._side, work)
+                self._early.clear()
                 try:
                     await self._loop()
                 finally:

@@ -184,3 +184,39 @@ def replan(
         default_latency_s=default_latency_s,
     )
 
+
+
+def empty_graph(goal: str) -> PlanGraph:
+    """The graph before a streamed plan's first task has arrived."""
+    return PlanGraph(plan=Plan(goal=goal, tasks=()), tasks={}, order=(), dependents={}, priority={})
+
+
+def extend_graph(
+    graph: PlanGraph,
+    task: TaskSpec,
+    *,
+    known_tools: Iterable[str] | None = None,
+    known_tiers: Iterable[str] | None = None,
+    default_latency_s: float = 1.0,
+) -> PlanGraph:
+    """Add one streamed task whose dependencies are all already in the graph (so no cycle can form).
+
+    Raises:
+        PlanValidationError: the task is invalid on its own or names a dependency not seen yet.
+    """
+    if task.id in graph.tasks:
+        raise PlanValidationError(f"duplicate task ids: {task.id}", task_ids=[task.id])
+    _check_ids((task,))
+    _check_references((task,), set(graph.tasks), known_tools, known_tiers)
+    est = default_latency_s if task.est_latency_s is None else task.est_latency_s
+    dependents = {**graph.dependents, task.id: ()}
+    for dep in task.deps:
+        dependents[dep] = (*dependents[dep], task.id)
+    return PlanGraph(
+        plan=Plan(goal=graph.plan.goal, tasks=(*graph.plan.tasks, task),
+                  rationale=graph.plan.rationale),
+        tasks={**graph.tasks, task.id: task},
+        order=(*graph.order, task.id),
+        dependents=dependents,
+        priority={**graph.priority, task.id: est},
+    )

@@ -6,10 +6,10 @@ accounting, budgets and events stay in the engine.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from .llm import ModelClient, ToolDefinition
 from .models import Plan, RunId, TaskId, TaskSpec, TierSpec
@@ -34,6 +34,15 @@ class PlanRequest:
 class Planner(Protocol):
     async def plan(self, request: PlanRequest, client: ModelClient) -> Plan:
         """Decompose the goal into tasks (raises ModelError on a failed or malformed reply)."""
+        ...
+
+
+@runtime_checkable
+class StreamingPlanner(Planner, Protocol):
+    def plan_stream(
+        self, request: PlanRequest, client: ModelClient
+    ) -> AsyncIterator[TaskSpec | Plan]:
+        """Yield each task the moment it is written, then the whole plan."""
         ...
 
 

@@ -46,12 +46,14 @@ from .models import (
     TierSpec,
     TierUsage,
 )
-from .plan import PlanGraph, validate_plan
+from .plan import PlanGraph, empty_graph, validate_plan
 from .pricing import PriceTable
 from .roles import (
     Planner,
     PlanRequest,
+    StreamingPlanner,
     Reviewer,
+    ReviewItem,
     ReviewRequest,
     SynthesisRequest,
     Synthesizer,
@@ -59,7 +61,7 @@ from .roles import (
     Worker,
 )
 from .store import RunStore
-from .supervisor import RunSetup, Supervisor
+from .supervisor import Message, RunSetup, StreamedPlan, StreamedTask, Supervisor
 from .toolkit import ApprovalCallback, CheckRunner, Tool, ToolContext, ToolOutput
 
 
@@ -73,6 +75,8 @@ class EngineConfig:
     prices: PriceTable = field(default_factory=PriceTable.default)
     review: Literal["all", "none"] = "all"
     run_root: Path = Path(".orchestrator/runs")
+    stream_plan: bool = True
+    """Start tasks while a streaming planner is still writing the plan (LLMCompiler's win)."""
     planner_tier: str | None = None
     """Tier whose model plans, reviews and synthesizes; None means the top of the ladder."""
 
@@ -165,12 +169,9 @@ class Engine:
         self._cancel_scopes.add(scope)
         try:
             with scope:
-                state.graph = await self._plan(state, gateway, context)
-                sup = self._supervisor(state, gateway, workdir, run_dir)
-                state.supervisor = sup
-                await sup.dispatcher.run()
+                sup = await self._execute(state, gateway, workdir, run_dir, context)
                 state.answer = await self._synthesize(state, gateway)
-                state.status = _status(sup.results, sup.budget_note)
+                state.status = _status(sup, sup.budget_note)
         finally:
             self._cancel_scopes.discard(scope)
         if scope.cancelled_caught:
@@ -178,17 +179,68 @@ class Engine:
             if state.supervisor is not None:
                 state.supervisor.finalize_cancelled("run cancelled before this task finished")
 
-    async def _plan(self, state: _RunState, gateway: Gateway, context: str) -> PlanGraph:
+    async def _execute(
+        self, state: _RunState, gateway: Gateway, workdir: Path, run_dir: Path, context: str
+    ) -> Supervisor:
+        """Plan and run; with a streaming planner, tasks start while the plan is still written."""
+        planner = self._roles[0]
+        if self.config.stream_plan and isinstance(planner, StreamingPlanner):
+            state.graph = empty_graph(state.goal)
+            sup = self._supervisor(state, gateway, workdir, run_dir)
+            state.supervisor = sup
+            request = self._plan_request(state, gateway, context, None, None)
+            sup.dispatcher.spawn(self._stream_plan(planner, request, gateway))
+            await sup.dispatcher.run()
+            if sup.stream_error is None and sup.plan_complete:
+                state.plan = sup.graph.plan
+                gateway.sink.emit(PlanValidated(run_id=state.run_id, at=self._clock(),
+                                                task_ids=sup.graph.order, edges=sup.graph.edges))
+                return sup
+            gateway.sink.emit(PlanRejected(run_id=state.run_id, at=self._clock(), attempt=1,
+                                           error=sup.stream_error or "no plan"))
+            reused = {t: r for t, r in sup.results.items() if isinstance(r, Succeeded)}
+            state.graph = await self._plan(state, gateway, context, sup.rejected_plan,
+                                           sup.stream_error, first_attempt=2)
+            keep = _reusable(state.graph, sup.graph, reused)
+            carried = [i for i in sup.unreviewed() if state.graph.tasks.get(i.task.id) == i.task]
+            sup = self._supervisor(state, gateway, workdir, run_dir, reused=keep, carried=carried)
+        else:
+            state.graph = await self._plan(state, gateway, context)
+            sup = self._supervisor(state, gateway, workdir, run_dir)
+        state.supervisor = sup
+        await sup.dispatcher.run()
+        return sup
+
+    def _stream_plan(
+        self, planner: StreamingPlanner, request: PlanRequest, gateway: Gateway
+    ) -> Callable[[Callable[[Message], None]], Awaitable[Message]]:
+        async def stream(post: Callable[[Message], None]) -> Message:
+            try:
+                async for item in planner.plan_stream(request, _tiered(gateway, self.top.name)):
+                    if isinstance(item, Plan):
+                        return StreamedPlan(plan=item)
+                    post(StreamedTask(spec=item))
+            except ModelError as exc:
+                return StreamedPlan(plan=None, error=f"{type(exc).__name__}: {exc}")
+            return StreamedPlan(plan=None, error="the planner stream ended without a plan")
+
+        return stream
+
+    def _plan_request(self, state: _RunState, gateway: Gateway, context: str,
+                      rejected: Plan | None, error: str | None) -> PlanRequest:
+        return PlanRequest(goal=state.goal, tools=self._catalog(gateway),
+                           tiers=tuple(t.name for t in self.config.ladder), model=self.top.model,
+                           context=context, rejected=rejected, error=error)
+
+    async def _plan(self, state: _RunState, gateway: Gateway, context: str,
+                    rejected: Plan | None = None, error: str | None = None, *,
+                    first_attempt: int = 1) -> PlanGraph:
         sink = gateway.sink
         planner = self._roles[0]
-        catalog = self._catalog(gateway)
         tiers = tuple(t.name for t in self.config.ladder)
-        rejected: Plan | None = None
-        error: str | None = None
-        last: PlanValidationError | None = None
-        for attempt in range(1, self.config.limits.max_plan_repairs + 2):
-            request = PlanRequest(goal=state.goal, tools=catalog, tiers=tiers, model=self.top.model,
-                                  context=context, rejected=rejected, error=error)
+        last: PlanValidationError | None = None if error is None else PlanValidationError(error)
+        for attempt in range(first_attempt, self.config.limits.max_plan_repairs + 2):
+            request = self._plan_request(state, gateway, context, rejected, error)
             try:
                 plan = await planner.plan(request, _tiered(gateway, self.top.name))
                 graph = validate_plan(plan, known_tools=self._tools.keys(), known_tiers=tiers)
@@ -215,7 +267,9 @@ class Engine:
         return tuple(self._tools[n].definition(native=native) for n in sorted(self._tools))
 
     def _supervisor(
-        self, state: _RunState, gateway: Gateway, workdir: Path, run_dir: Path
+        self, state: _RunState, gateway: Gateway, workdir: Path, run_dir: Path,
+        reused: Mapping[TaskId, Succeeded] | None = None,
+        carried: Sequence[ReviewItem] = (),
     ) -> Supervisor:
         sink = gateway.sink
         assert state.graph is not None
@@ -230,7 +284,8 @@ class Engine:
         )
         _, worker, reviewer, _ = self._roles
         return Supervisor(setup, state.graph, worker=worker,
-                          reviewer=_TopReviewer(reviewer, self.top.name), gateway=gateway, sink=sink)
+                          reviewer=_TopReviewer(reviewer, self.top.name), gateway=gateway, sink=sink,
+                          reused=reused or {}, carried=carried)
 
     async def _synthesize(self, state: _RunState, gateway: Gateway) -> str:
         sup = state.supervisor
@@ -304,8 +359,19 @@ class _RunState:
         )
 
 
-def _status(results: dict[TaskId, TaskResult], budget_note: str | None) -> RunStatus:
-    if budget_note is not None or any(not isinstance(r, Succeeded) for r in results.values()):
+def _reusable(new: PlanGraph, old: PlanGraph, done: Mapping[TaskId, Succeeded]) -> dict[TaskId, Succeeded]:
+    """Results of the old graph that the new plan asks for unchanged, with unchanged inputs."""
+    keep: dict[TaskId, Succeeded] = {}
+    for tid in new.order:
+        spec = new.tasks[tid]
+        if tid in done and old.tasks.get(tid) == spec and all(d in keep for d in spec.deps):
+            keep[tid] = done[tid]
+    return keep
+
+
+def _status(sup: Supervisor, budget_note: str | None) -> RunStatus:
+    results = sup.results
+    if budget_note is not None or any(not isinstance(results.get(t), Succeeded) for t in sup.graph.order):
         return "partial"
     return "completed"
 

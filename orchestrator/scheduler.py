@@ -180,6 +180,11 @@ class Scheduler:
         self._set(task_id, "running")
         return self.succeed(task_id)
 
+    def resume_review(self, task_id: TaskId) -> None:
+        """A ready task whose earlier attempt already finished goes straight to `reviewing`."""
+        self._expect(task_id, "ready")
+        self._set(task_id, "reviewing")
+
     def retry(self, task_id: TaskId, *, tier: str | None = None) -> None:
         """Send a task back to the ready set, optionally at another tier."""
         state = self._state[task_id]

@@ -52,7 +52,7 @@ from .models import (
     TierSpec,
     Usage,
 )
-from .plan import PlanGraph, replan
+from .plan import PlanGraph, extend_graph, replan, validate_plan
 from .review import ReviewQueue, match_verdicts
 from .roles import (
     AttemptError,
@@ -101,7 +101,22 @@ class BudgetHit:
     message: str
 
 
-Message = AttemptDone | ReviewDone | BudgetHit
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamedTask:
+    """A task the streaming planner has finished writing."""
+
+    spec: TaskSpec
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamedPlan:
+    """The streaming planner is done: the whole plan, or why there is none."""
+
+    plan: Plan | None
+    error: str | None = None
+
+
+Message = AttemptDone | ReviewDone | BudgetHit | StreamedTask | StreamedPlan
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -131,6 +146,7 @@ class Supervisor:
     def __init__(
         self, setup: RunSetup, graph: PlanGraph, *, worker: Worker, reviewer: Reviewer,
         gateway: Gateway, sink: EventSink, reused: Mapping[TaskId, Succeeded] = {},
+        carried: Sequence[ReviewItem] = (),
     ) -> None:
         self.s = setup
         self.graph = graph
@@ -149,11 +165,25 @@ class Supervisor:
         self.replans = 0
         self.budget_note: str | None = None
         self._queue = ReviewQueue()
+        self._buffer: list[TaskSpec] = []
+        self.plan_complete = bool(graph.order)
+        self.stream_error: str | None = None
+        self.rejected_plan: Plan | None = None
         self.dispatcher: Dispatcher[Message] = Dispatcher(
             self.scheduler, start_task=self._attempt, on_message=self.handle,
             on_started=self._on_started,
         )
         self._add_tasks(graph.order, reused)
+        for item in carried:
+            if self.scheduler.state(item.task.id) == "ready":
+                self.attempts[item.task.id] = item.attempt
+                self.scheduler.resume_review(item.task.id)
+                self._queue.add(item)
+        self._maybe_review()
+
+    def unreviewed(self) -> tuple[ReviewItem, ...]:
+        """Finished attempts still waiting for review (carried over when a plan is repaired)."""
+        return tuple(self._queue.pending)
 
     # -- graph --------------------------------------------------------------------------------
     def _add_tasks(self, order: Sequence[TaskId], reused: Mapping[TaskId, Succeeded]) -> None:
@@ -179,6 +209,9 @@ class Supervisor:
         elif self.scheduler.state(tid) == "skipped":
             blocked = next(d for d in self.graph.tasks[tid].deps
                            if self.scheduler.state(d) in ("failed", "skipped"))
+            upstream = self.results.get(blocked)
+            if isinstance(upstream, Skipped) and upstream.blocked_by is not None:
+                blocked = upstream.blocked_by  # name the failed root, not the skipped link
             self._skip(tid, blocked)
 
     def _emit(self, cls: type, **fields: object) -> None:
@@ -263,6 +296,10 @@ class Supervisor:
             self._attempt_done(message)
         elif isinstance(message, ReviewDone):
             self._review_done(message)
+        elif isinstance(message, StreamedTask):
+            self._streamed_task(message.spec)
+        elif isinstance(message, StreamedPlan):
+            self._streamed_plan(message)
         else:
             self.budget_note = message.message
             self.dispatcher.stop()
@@ -346,6 +383,8 @@ class Supervisor:
 
     # -- review -------------------------------------------------------------------------------
     def _maybe_review(self) -> None:
+        if not self.plan_complete:
+            return  # the reviewer judges against the whole plan, and replans need it
         batch = self._queue.take()
         if not batch:
             return
@@ -413,6 +452,50 @@ class Supervisor:
                     self._skip(notice.task_id, notice.blocked_by)
         self._emit(GraphReplanned, replaced=() if verdict.keep else (tid,), added=tuple(added))
         self._emit(PlanValidated, task_ids=tuple(graph.order), edges=graph.edges, replan=True)
+
+    # -- streamed plans -----------------------------------------------------------------------
+    def _streamed_task(self, spec: TaskSpec) -> None:
+        self._buffer.append(spec)
+        progress = True
+        while progress:
+            progress = False
+            for pending in list(self._buffer):
+                if all(d in self.graph.tasks for d in pending.deps):
+                    self._buffer.remove(pending)
+                    progress = True
+                    try:
+                        self.graph = extend_graph(self.graph, pending, known_tools=self.s.tools.keys(),
+                                                  known_tiers=[t.name for t in self.s.ladder])
+                    except PlanValidationError:
+                        continue  # the final plan's validation reports it
+                    self._add_tasks([pending.id], {})
+
+    def _streamed_plan(self, msg: StreamedPlan) -> None:
+        self.stream_error = msg.error
+        if msg.plan is None:
+            self.dispatcher.stop()
+            return
+        try:
+            graph = validate_plan(msg.plan, known_tools=self.s.tools.keys(),
+                                  known_tiers=[t.name for t in self.s.ladder])
+        except PlanValidationError as exc:
+            self.stream_error, self.rejected_plan = str(exc), msg.plan
+            self.dispatcher.stop()
+            return
+        changed = [t for t in self.graph.order if graph.tasks.get(t) != self.graph.tasks[t]]
+        if changed:
+            self.stream_error = f"streamed tasks changed in the final plan: {', '.join(changed)}"
+            self.rejected_plan = msg.plan
+            self.dispatcher.stop()
+            return
+        self._buffer.clear()
+        added = [t for t in graph.order if t not in self.graph.tasks]
+        self.graph = graph
+        for tid in self.scheduler.states():
+            if tid in graph.priority:
+                self.scheduler.set_priority(tid, graph.priority[tid])
+        self._add_tasks(added, {})
+        self.plan_complete = True
 
     # -- end ----------------------------------------------------------------------------------
     def finalize_cancelled(self, reason: str) -> None:

@@ -62,6 +62,15 @@ class ScriptedModel:
     """How many characters each streamed delta carries."""
     _queues: dict[str, deque[Step]] = field(default_factory=lambda: {})
     _standing: dict[str, Responder] = field(default_factory=lambda: {})
+    _gates: dict[str, tuple[str, anyio.Event]] = field(default_factory=lambda: {})
+
+    def pause_stream(self, role: str, after: str, until: anyio.Event) -> ScriptedModel:
+        """Hold `role`'s stream once the streamed text contains `after`, until `until` is set.
+
+        Lets a test prove that work starts while a stream is still being written.
+        """
+        self._gates[role] = (after, until)
+        return self
 
     def respond(self, role: str, responder: Responder) -> ScriptedModel:
         """Answer every call of `role` that no queued step is left for with `responder`.
@@ -99,8 +108,13 @@ class ScriptedModel:
         """Stream the scripted reply's text in chunks, then the reply itself."""
         reply = await self.complete(request)
         text = reply.text
+        gate = self._gates.get(request.role)
         for start in range(0, len(text), self.stream_chunk_chars):
-            yield TextDelta(text=text[start : start + self.stream_chunk_chars])
+            end = start + self.stream_chunk_chars
+            yield TextDelta(text=text[start:end])
+            if gate is not None and gate[0] in text[:end]:
+                await gate[1].wait()
+                gate = None
             await anyio.lowlevel.checkpoint()
         yield ReplyDone(reply=reply)
 

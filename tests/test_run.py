@@ -307,3 +307,39 @@ async def test_run_started_events_carry_tier_and_model(scripted: ScriptedModel, 
     await engine(scripted, tmp_path, sinks=[sink]).run("g")
     started = [e for e in sink.of("task_started") if isinstance(e, TaskStarted)]
     assert [(e.tier, e.model) for e in started] == [("base", "gpt-5.4")]
+
+
+async def test_run_dispatches_streamed_tasks_before_the_plan_is_written(
+    scripted: ScriptedModel, sink: RecordingSink, tmp_path: Path
+) -> None:
+    """The planner's stream is held after task a's JSON until a's tool runs: only early dispatch frees it."""
+    started = anyio.Event()
+
+    @tool
+    def mark() -> str:
+        """Record that the first task is running."""
+        started.set()
+        return "marked"
+
+    scripted.script("planner", plan(task("a", tools=["mark"]), task("b"), task("c", "a")))
+    scripted.pause_stream("planner", '"id":"b"', started)
+    scripted.respond("worker", lambda r: tool_then_leaf("mark")(r) if r.task_id == "a" else ModelReply(text=leaf().model_dump_json()))
+    standard(scripted)
+    with anyio.fail_after(5):
+        result = await engine(scripted, tmp_path, tools=[mark], sinks=[sink]).run("g")
+    assert result.status == "completed"
+    kinds = [(e.kind, getattr(e, "task_id", None)) for e in sink.events]
+    assert kinds.index(("task_started", "a")) < kinds.index(("plan_validated", None))
+
+
+async def test_run_streamed_plan_that_fails_validation_is_repaired_and_reuses_work(
+    scripted: ScriptedModel, sink: RecordingSink, tmp_path: Path
+) -> None:
+    scripted.script("planner", plan(task("a"), task("b", "ghost")), plan(task("a"), task("b", "a")))
+    scripted.script("worker", leaf("a once"), task="a")
+    scripted.script("worker", leaf("b"), task="b")
+    standard(scripted)
+    result = await engine(scripted, tmp_path, sinks=[sink]).run("g")
+    assert result.status == "completed"
+    assert len(scripted.calls_for("worker", "a")) == 1  # a's result was reused, not redone
+    assert "ghost" in scripted.calls_for("planner")[1].messages[1].content  # type: ignore[union-attr]

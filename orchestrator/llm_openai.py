@@ -1,0 +1,282 @@
+"""Plumbing shared by the OpenAI clients: SDK construction, error mapping, usage and strict schemas.
+
+Only `llm_openai*.py` import `openai`, and no openai type leaves them. The clients live in
+`llm_openai_responses.py` (`OpenAIResponsesClient`) and `llm_openai_chat.py` (`OpenAIChatClient`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, cast
+
+import openai
+from pydantic import BaseModel, ValidationError
+
+from .errors import ModelAPIError, ModelBehaviorError, ModelTimeoutError
+from .llm import JSONValue, ModelRequest, ToolKind
+from .models import TokenUsage
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    import httpx
+    import httpx2
+
+    AsyncHTTPClient: TypeAlias = httpx2.AsyncClient | httpx.AsyncClient
+    """The HTTP clients the SDK accepts: its own httpx2 client, or a legacy httpx one."""
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+_NO_API_KEY = "no-key"
+"""Sent when no key is given, so the SDK never falls back to reading the environment."""
+_QUOTE_LIMIT = 400
+EMPTY_PARAMETERS: Mapping[str, JSONValue] = {
+    "type": "object",
+    "properties": {},
+    "required": [],
+    "additionalProperties": False,
+}
+"""The arguments schema of a tool that takes none, in strict form."""
+_UNSUPPORTED_KEYWORDS = frozenset(
+    {
+        "default",
+        "discriminator",
+        "examples",
+        "minLength",
+        "maxLength",
+        "patternProperties",
+        "unevaluatedProperties",
+        "propertyNames",
+        "minProperties",
+        "maxProperties",
+        "unevaluatedItems",
+        "contains",
+        "minContains",
+        "maxContains",
+        "uniqueItems",
+    }
+)
+"""Keywords OpenAI strict mode rejects; pydantic validates them after the reply instead."""
+_SCHEMA_MAPS = frozenset({"properties", "$defs"})
+_SCHEMA_LISTS = frozenset({"anyOf", "oneOf", "allOf", "prefixItems"})
+_SCHEMA_VALUES = frozenset({"items", "additionalProperties", "not"})
+
+
+def build_openai_client(
+    *,
+    api_key: str | None,
+    base_url: str | None,
+    http_client: AsyncHTTPClient | None,
+    timeout_s: float,
+) -> openai.AsyncOpenAI:
+    """One SDK client per model client; safe to share between concurrent tasks."""
+    return openai.AsyncOpenAI(
+        api_key=api_key or _NO_API_KEY,
+        base_url=base_url or DEFAULT_BASE_URL,
+        timeout=timeout_s,
+        max_retries=0,  # the engine owns retries (STYLE §3): two retry layers multiply
+        http_client=cast(Any, http_client),
+    )
+
+
+@contextmanager
+def map_openai_errors(*, timeout_s: float | None) -> Iterator[None]:
+    """Turn SDK errors raised inside the block into ours, most specific first, chained.
+
+    Raises:
+        ModelTimeoutError: the request timed out.
+        ModelAPIError: connection faults, 429 and 5xx (retryable), any other status (not
+            retryable, with the server's message), or an error event inside a stream.
+    """
+    try:
+        yield
+    except openai.APITimeoutError as exc:
+        raise ModelTimeoutError(
+            f"model call timed out after {timeout_s}s", timeout_s=timeout_s
+        ) from exc
+    except openai.APIConnectionError as exc:
+        cause = exc.__cause__ or exc
+        raise ModelAPIError(
+            f"could not reach the model API: {cause}", status_code=None, retryable=True
+        ) from exc
+    except openai.RateLimitError as exc:
+        raise ModelAPIError(
+            f"model API rate limit (429): {server_message(exc)}", status_code=429, retryable=True
+        ) from exc
+    except openai.APIStatusError as exc:
+        status = exc.status_code
+        raise ModelAPIError(
+            f"model API answered {status}: {server_message(exc)}",
+            status_code=status,
+            retryable=status >= 500,
+        ) from exc
+    except openai.APIError as exc:
+        # An `error` event inside a stream: the server gave up mid-reply, after accepting it.
+        raise ModelAPIError(
+            f"model API failed mid-stream: {exc.message}", status_code=None, retryable=True
+        ) from exc
+
+
+def server_message(exc: openai.APIError) -> str:
+    """The server's own error message when the body carries one, else the SDK's."""
+    body = exc.body
+    if isinstance(body, Mapping):
+        message = cast(Mapping[str, object], body).get("message")
+        if isinstance(message, str) and message:
+            return message
+    if isinstance(body, str) and body:
+        return quote(body)
+    return exc.message
+
+
+def quote(text: str, limit: int = _QUOTE_LIMIT) -> str:
+    """`text`, cut to `limit` characters with a note of how long it was."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} chars)"
+
+
+def token_usage(
+    *, input_tokens: int, cached: int | None, output_tokens: int, reasoning: int | None
+) -> TokenUsage:
+    """One request's usage; absent details count as 0."""
+    return TokenUsage(
+        input_tokens=input_tokens,
+        cached_input_tokens=cached or 0,
+        output_tokens=output_tokens,
+        reasoning_tokens=reasoning or 0,
+        requests=1,
+    )
+
+
+def native_tool_name(request: ModelRequest, kind: ToolKind) -> str:
+    """The name the engine registered for a native tool kind; the kind itself if none."""
+    for tool in request.tools:
+        if tool.kind == kind:
+            return tool.name
+    return kind
+
+
+def schema_name(output_type: type[BaseModel]) -> str:
+    """A `json_schema` name OpenAI accepts (`^[a-zA-Z0-9_-]{1,64}$`)."""
+    return re.sub(r"[^a-zA-Z0-9_-]", "_", output_type.__name__)[:64] or "output"
+
+
+def strict_json_schema(output_type: type[BaseModel]) -> dict[str, JSONValue]:
+    """The model's JSON schema in OpenAI strict form.
+
+    Every object gets `additionalProperties: false` and lists all its properties as required
+    (optional fields stay nullable), `oneOf` becomes `anyOf`, a `$ref` with siblings is inlined,
+    and keywords strict mode rejects are dropped. `$defs` and plain `$ref` are kept.
+
+    Raises:
+        ValueError: the schema has a free-form mapping (a `dict` field), which strict mode
+            cannot express.
+    """
+    schema = output_type.model_json_schema()
+    defs = cast(dict[str, JSONValue], schema.get("$defs", {}))
+    return cast(dict[str, JSONValue], _strict(schema, defs, "#"))
+
+
+def _strict(node: JSONValue, defs: Mapping[str, JSONValue], path: str) -> JSONValue:
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, JSONValue] = {}
+    for key, value in _flatten(cast(dict[str, JSONValue], node), defs).items():
+        here = f"{path}/{key}"
+        if key in _UNSUPPORTED_KEYWORDS:
+            continue
+        if key in _SCHEMA_MAPS and isinstance(value, dict):
+            subs = cast(dict[str, JSONValue], value)
+            out[key] = {name: _strict(sub, defs, f"{here}/{name}") for name, sub in subs.items()}
+        elif key in _SCHEMA_LISTS and isinstance(value, list):
+            subs_list = cast(list[JSONValue], value)
+            name = "anyOf" if key == "oneOf" else key
+            out[name] = [_strict(sub, defs, f"{here}/{i}") for i, sub in enumerate(subs_list)]
+        elif key in _SCHEMA_VALUES:
+            out[key] = _strict(value, defs, here)
+        else:
+            out[key] = value
+    if out.get("type") == "object" or "properties" in out:
+        extra = out.get("additionalProperties")
+        if "properties" not in out and extra not in (None, False):
+            raise ValueError(
+                f"{path}: a free-form mapping cannot be expressed in OpenAI strict mode; "
+                "use a list of objects with explicit fields instead"
+            )
+        properties = cast(dict[str, JSONValue], out.setdefault("properties", {}))
+        out["required"] = list(properties)
+        out["additionalProperties"] = False
+    return out
+
+
+def _flatten(node: dict[str, JSONValue], defs: Mapping[str, JSONValue]) -> dict[str, JSONValue]:
+    """Inline a `$ref` that has siblings and a single-entry `allOf`, which strict mode refuses."""
+    node = dict(node)
+    all_of = node.get("allOf")
+    if isinstance(all_of, list) and len(cast(list[JSONValue], all_of)) == 1:
+        del node["allOf"]
+        node = {**cast(dict[str, JSONValue], cast(list[JSONValue], all_of)[0]), **node}
+    ref = node.get("$ref")
+    if isinstance(ref, str) and len(node) > 1 and ref.startswith("#/$defs/"):
+        target = defs.get(ref.removeprefix("#/$defs/"))
+        if isinstance(target, dict):
+            del node["$ref"]
+            node = {**cast(dict[str, JSONValue], target), **node}
+    return node
+
+
+def parse_output(text: str, output_type: type[BaseModel], *, lenient: bool = False) -> BaseModel:
+    """Validate a reply against `output_type`.
+
+    Args:
+        text: The model's reply text.
+        output_type: The schema asked for.
+        lenient: Also accept the first JSON object embedded in prose or a code fence.
+
+    Raises:
+        ModelBehaviorError: the reply does not fit the schema; quotes a bounded part of it.
+    """
+    try:
+        return output_type.model_validate_json(text)
+    except ValidationError as exc:
+        error = exc
+    if lenient and (found := first_json_object(text)) is not None:
+        try:
+            return output_type.model_validate(found)
+        except ValidationError as exc:
+            error = exc
+    first = error.errors()[0] if error.error_count() else None
+    where = ".".join(str(part) for part in first["loc"]) if first else ""
+    what = f"{first['msg']} at '{where}'" if first else str(error)
+    raise ModelBehaviorError(
+        f"reply does not fit {output_type.__name__} ({error.error_count()} errors, first: "
+        f"{what}); reply was {quote(text)}"
+    ) from error
+
+
+def first_json_object(text: str) -> dict[str, JSONValue] | None:
+    """The first `{...}` in `text` that decodes as a JSON object, if any."""
+    decoder = json.JSONDecoder()
+    start = text.find("{")
+    attempts = 0
+    while start != -1 and attempts < 64:
+        try:
+            value, _ = decoder.raw_decode(text, start)
+        except json.JSONDecodeError:
+            value = None
+        if isinstance(value, dict):
+            return cast(dict[str, JSONValue], value)
+        start = text.find("{", start + 1)
+        attempts += 1
+    return None
+
+
+def decode_native(arguments: str, *, what: str) -> dict[str, JSONValue]:
+    """The JSON object a native `ToolCall.arguments` carries (`operation` / `action`)."""
+    value = json.loads(arguments)
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} arguments must be a JSON object, got {quote(arguments)}")
+    return cast(dict[str, JSONValue], value)

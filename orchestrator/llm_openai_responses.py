@@ -1,0 +1,354 @@
+"""`OpenAIResponsesClient`: the OpenAI Responses API behind the `ModelClient` seam.
+
+Stateless by design: every call sends the whole conversation in `input` (nothing is stored
+server side unless `store=True`), so retries, replays and tier escalation need no server state.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from .errors import ModelAPIError
+from .llm import (
+    AssistantMessage,
+    JSONValue,
+    ModelCapabilities,
+    ModelReply,
+    ModelRequest,
+    ReplyDone,
+    StreamEvent,
+    SystemMessage,
+    TextDelta,
+    ToolCall,
+    ToolDefinition,
+    ToolKind,
+    ToolResultMessage,
+    UserMessage,
+)
+from .llm_openai import (
+    EMPTY_PARAMETERS,
+    build_openai_client,
+    decode_native,
+    map_openai_errors,
+    native_tool_name,
+    parse_output,
+    schema_name,
+    strict_json_schema,
+    token_usage,
+)
+from .models import TokenUsage
+
+if TYPE_CHECKING:
+    from openai.types.responses import Response, ResponseStreamEvent, ResponseUsage
+
+    from .llm_openai import AsyncHTTPClient
+
+RESPONSES_CAPABILITIES = ModelCapabilities(
+    structured_output="json_schema",
+    forced_tool_choice=True,
+    responses_api=True,
+    native_tools=frozenset({"apply_patch", "shell"}),
+    streaming=True,
+    prompt_caching=True,
+)
+"""What the OpenAI Responses API offers; the default for `OpenAIResponsesClient`."""
+
+_INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter": "content_filter"}
+
+
+class OpenAIResponsesClient:
+    """A `StreamingModelClient` over `POST /responses`; one SDK client, safe for concurrent use.
+
+    Args:
+        api_key: Sent as the bearer token; None sends a placeholder (the SDK never reads the
+            environment on our behalf, `Settings` does).
+        base_url: None means `https://api.openai.com/v1`.
+        http_client: An `httpx2.AsyncClient` (or legacy `httpx.AsyncClient`) to send through;
+            the caller keeps ownership and closes it.
+        timeout_s: Per-request timeout; expiry raises `ModelTimeoutError`.
+        capabilities: Overrides `RESPONSES_CAPABILITIES`.
+        store: Let OpenAI keep the responses; off, since every call is self-contained.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        http_client: AsyncHTTPClient | None = None,
+        timeout_s: float = 120.0,
+        capabilities: ModelCapabilities | None = None,
+        store: bool = False,
+    ) -> None:
+        self._client = build_openai_client(
+            api_key=api_key, base_url=base_url, http_client=http_client, timeout_s=timeout_s
+        )
+        self._owns_http_client = http_client is None
+        self._timeout_s = timeout_s
+        self._capabilities = capabilities or RESPONSES_CAPABILITIES
+        self._store = store
+
+    @property
+    def capabilities(self) -> ModelCapabilities:
+        return self._capabilities
+
+    async def complete(self, request: ModelRequest) -> ModelReply:
+        """Run one request to completion; see `map_openai_errors` for what it raises."""
+        body = responses_body(request, self._capabilities, store=self._store)
+        with map_openai_errors(timeout_s=self._timeout_s):
+            response = await self._client.responses.create(**body)
+        return reply_from_response(response, request)
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        """Yield `output_text` deltas as they arrive, then one `ReplyDone`.
+
+        Without `capabilities.streaming` this runs `complete` and yields its text in one piece.
+        """
+        if not self._capabilities.streaming:
+            reply = await self.complete(request)
+            if reply.text:
+                yield TextDelta(text=reply.text)
+            yield ReplyDone(reply=reply)
+            return
+        body = responses_body(request, self._capabilities, store=self._store)
+        final: Response | None = None
+        with map_openai_errors(timeout_s=self._timeout_s):
+            events = await self._client.responses.create(**body, stream=True)
+            async with events:
+                async for event in events:
+                    if event.type == "response.output_text.delta":
+                        yield TextDelta(text=event.delta)
+                    else:
+                        final = _final_response(event) or final
+        if final is None:
+            raise ModelAPIError(
+                "the response stream ended before the response completed",
+                status_code=None,
+                retryable=True,
+            )
+        yield ReplyDone(reply=reply_from_response(final, request))
+
+    async def aclose(self) -> None:
+        """Close the HTTP client, unless the caller passed one in (then it is theirs)."""
+        if self._owns_http_client:
+            await self._client.close()
+
+
+def _final_response(event: ResponseStreamEvent) -> Response | None:
+    if event.type in ("response.completed", "response.incomplete", "response.failed"):
+        return event.response
+    if event.type == "error":
+        raise ModelAPIError(
+            f"model API failed mid-stream: {event.message} ({event.code})",
+            status_code=None,
+            retryable=True,
+        )
+    return None
+
+
+def responses_body(
+    request: ModelRequest, capabilities: ModelCapabilities, *, store: bool
+) -> dict[str, Any]:
+    """The `responses.create` keyword arguments for one request (the JSON body, minus `stream`)."""
+    instructions, items = _input_items(request)
+    body: dict[str, Any] = {"model": request.model, "input": items, "store": store}
+    if instructions is not None:
+        body["instructions"] = instructions
+    if request.tools:
+        body["tools"] = [_tool_param(tool, capabilities) for tool in request.tools]
+        body["tool_choice"] = _tool_choice(request)
+    if request.output_type is not None:
+        body["text"] = {
+            "format": {
+                "type": "json_schema",
+                "name": schema_name(request.output_type),
+                "schema": strict_json_schema(request.output_type),
+                "strict": True,
+            }
+        }
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.max_output_tokens is not None:
+        body["max_output_tokens"] = request.max_output_tokens
+    if request.prompt_cache_key is not None and capabilities.prompt_caching:
+        body["prompt_cache_key"] = request.prompt_cache_key
+    return body
+
+
+def _input_items(request: ModelRequest) -> tuple[str | None, list[dict[str, JSONValue]]]:
+    """The first system message becomes `instructions`; everything else an input item."""
+    instructions: str | None = None
+    items: list[dict[str, JSONValue]] = []
+    for message in request.messages:
+        match message:
+            case SystemMessage(content=content) if instructions is None:
+                instructions = content
+            case SystemMessage(content=content):
+                items.append({"role": "system", "content": content})
+            case UserMessage(content=content):
+                items.append({"role": "user", "content": content})
+            case AssistantMessage():
+                if message.content:
+                    items.append({"role": "assistant", "content": message.content})
+                items.extend(_call_item(call) for call in message.tool_calls)
+            case ToolResultMessage():
+                items.append(_output_item(message))
+    return instructions, items
+
+
+def _call_item(call: ToolCall) -> dict[str, JSONValue]:
+    """Replay one tool call as the output item the API produced."""
+    item: dict[str, JSONValue]
+    match call.kind:
+        case "function":
+            item = {"type": "function_call", "call_id": call.call_id, "name": call.name}
+            item["arguments"] = call.arguments
+        case "apply_patch":
+            operation = decode_native(call.arguments, what="apply_patch_call")
+            item = {"type": "apply_patch_call", "call_id": call.call_id, "status": "completed"}
+            item["operation"] = operation
+        case "shell":
+            action = decode_native(call.arguments, what="shell_call")
+            item = {"type": "shell_call", "call_id": call.call_id, "status": "completed"}
+            item["action"] = action
+    if call.item_id is not None:
+        item["id"] = call.item_id
+    return item
+
+
+def _output_item(message: ToolResultMessage) -> dict[str, JSONValue]:
+    """The answer to one call, in the item type its kind needs."""
+    native = message.native or {}
+    match message.kind:
+        case "function":
+            return {
+                "type": "function_call_output",
+                "call_id": message.call_id,
+                "output": message.content,
+            }
+        case "apply_patch":
+            status = native.get("status") or ("failed" if message.is_error else "completed")
+            return {
+                "type": "apply_patch_call_output",
+                "call_id": message.call_id,
+                "status": status,
+                "output": message.content,
+            }
+        case "shell":
+            item: dict[str, JSONValue] = {
+                "type": "shell_call_output",
+                "call_id": message.call_id,
+                "output": native.get("output") or _shell_output(message),
+            }
+            if native.get("max_output_length") is not None:
+                item["max_output_length"] = native["max_output_length"]
+            return item
+
+
+def _shell_output(message: ToolResultMessage) -> list[JSONValue]:
+    """One output entry from plain text, when the tool gave no per-command outputs."""
+    outcome = {"type": "exit", "exit_code": 1 if message.is_error else 0}
+    return [{"stdout": message.content, "stderr": "", "outcome": outcome}]
+
+
+def _tool_param(tool: ToolDefinition, capabilities: ModelCapabilities) -> dict[str, JSONValue]:
+    if tool.kind == "function":
+        return {
+            "type": "function",
+            "name": tool.name,
+            "description": tool.description,
+            "parameters": dict(tool.parameters or EMPTY_PARAMETERS),
+            "strict": tool.strict,
+        }
+    if tool.kind not in capabilities.native_tools:
+        raise ValueError(
+            f"tool {tool.name!r} is a native {tool.kind} tool, but this client's capabilities "
+            f"do not list it in native_tools; send it as a function tool instead"
+        )
+    return {"type": tool.kind}
+
+
+def _tool_choice(request: ModelRequest) -> JSONValue:
+    choice = request.tool_choice
+    if choice in ("auto", "required", "none"):
+        return choice
+    for tool in request.tools:
+        if tool.name == choice:
+            if tool.kind == "function":
+                return {"type": "function", "name": choice}
+            return {"type": tool.kind}
+    raise ValueError(f"tool_choice names {choice!r}, which is not one of the request's tools")
+
+
+def reply_from_response(response: Response, request: ModelRequest) -> ModelReply:
+    """Our reply from a finished `Response`: text, tool calls, parsed output and usage.
+
+    Raises:
+        ModelAPIError: the response failed server side (retryable).
+        ModelBehaviorError: the text does not fit `request.output_type`.
+    """
+    if response.status == "failed":
+        message = response.error.message if response.error else "no error details"
+        raise ModelAPIError(f"the response failed: {message}", status_code=None, retryable=True)
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    for item in response.output:
+        if item.type == "message":
+            for part in item.content:
+                texts.append(part.text if part.type == "output_text" else part.refusal)
+        elif item.type == "function_call":
+            calls.append(
+                ToolCall(
+                    call_id=item.call_id,
+                    name=item.name,
+                    arguments=item.arguments or "{}",
+                    item_id=item.id,
+                )
+            )
+        elif item.type == "apply_patch_call":
+            operation = json.dumps(item.operation.to_dict(mode="json"))
+            calls.append(_native_call(request, "apply_patch", item.call_id, operation, item.id))
+        elif item.type == "shell_call":
+            action = json.dumps(item.action.to_dict(mode="json"))
+            calls.append(_native_call(request, "shell", item.call_id, action, item.id))
+    text = "".join(texts)
+    parsed = None
+    if request.output_type is not None and not calls:
+        parsed = parse_output(text, request.output_type)
+    return ModelReply(
+        text=text,
+        parsed=parsed,
+        tool_calls=tuple(calls),
+        usage=_usage(response.usage),
+        model=response.model,
+        finish_reason=_finish_reason(response, has_calls=bool(calls)),
+    )
+
+
+def _native_call(
+    request: ModelRequest, kind: ToolKind, call_id: str, arguments: str, item_id: str
+) -> ToolCall:
+    name = native_tool_name(request, kind)
+    return ToolCall(call_id=call_id, name=name, arguments=arguments, kind=kind, item_id=item_id)
+
+
+def _finish_reason(response: Response, *, has_calls: bool) -> str:
+    if response.status == "incomplete":
+        reason = response.incomplete_details.reason if response.incomplete_details else None
+        return _INCOMPLETE_REASONS.get(reason or "", "incomplete")
+    return "tool_calls" if has_calls else "stop"
+
+
+def _usage(usage: ResponseUsage | None) -> TokenUsage:
+    if usage is None:
+        return token_usage(input_tokens=0, cached=0, output_tokens=0, reasoning=0)
+    input_details = getattr(usage, "input_tokens_details", None)
+    output_details = getattr(usage, "output_tokens_details", None)
+    return token_usage(
+        input_tokens=usage.input_tokens,
+        cached=getattr(input_details, "cached_tokens", None),
+        output_tokens=usage.output_tokens,
+        reasoning=getattr(output_details, "reasoning_tokens", None),
+    )
