@@ -1,0 +1,221 @@
+"""OS isolation for model-run commands with bubblewrap: no network, read-only host, own PIDs.
+
+`Sandbox.detect()` checks once per process that bwrap exists *and* works here (containers often
+forbid the namespaces it needs). When it does not, the sandbox reports itself unavailable, logs
+`sandbox_unavailable` once, and commands run unisolated rather than not at all.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import structlog
+
+from orchestrator.settings import process_environment
+
+_PROBE_TIMEOUT_S = 10.0
+_HOME_SECRETS = (
+    ".ssh",
+    ".aws",
+    ".azure",
+    ".gnupg",
+    ".netrc",
+    ".git-credentials",
+    ".pypirc",
+    ".npmrc",
+    ".docker",
+    ".kube",
+    ".config/gh",
+    ".config/gcloud",
+    ".config/openai",
+)
+"""Files under $HOME that hold credentials: the sandbox shows empty ones instead."""
+
+DEFAULT_TMP_SIZE = 1024 * 1024 * 1024
+"""Cap on the private /tmp: it is a tmpfs, so whatever a command writes there sits in RAM."""
+
+_probe_lock = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Probe:
+    problem: str | None
+    """Why bwrap cannot be used here; None when it works."""
+    sizes_tmpfs: bool
+    """Whether this bwrap has `--size` (0.8 and later) to cap a tmpfs."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sandbox:
+    """How to wrap a command in bubblewrap; `wrap` is the identity when bwrap is unusable."""
+
+    bwrap: str | None
+    """Path of a working bwrap binary; None when commands must run unisolated."""
+    status_message: str
+    """One line saying whether commands are isolated, and if not, why."""
+    network: bool = False
+    """Keep the host network (off by default: `--unshare-net` leaves only a private loopback)."""
+    hidden_paths: tuple[Path, ...] = ()
+    """Paths replaced by empty ones inside the sandbox (credential files under $HOME)."""
+    tmp_size: int | None = None
+    """Bytes the private /tmp may hold; None leaves it uncapped (older bwrap cannot cap it)."""
+
+    @property
+    def is_available(self) -> bool:
+        """Whether `wrap` isolates anything."""
+        return self.bwrap is not None
+
+    @classmethod
+    def detect(
+        cls,
+        *,
+        bwrap: str | None = None,
+        on_unavailable: Callable[[str], None] | None = None,
+        network: bool = False,
+        tmp_size: int | None = DEFAULT_TMP_SIZE,
+    ) -> Sandbox:
+        """Find bwrap and check, once per process and binary, that it can run a command here.
+
+        Blocks for the first probe (a few milliseconds); call it at wiring time or in a thread.
+
+        Args:
+            bwrap: The binary to use; found on PATH when None.
+            on_unavailable: Told the reason whenever the result is unavailable (the structlog
+                warning `sandbox_unavailable` is logged only once per process).
+            network: Keep the host network inside the sandbox.
+            tmp_size: Cap on the private /tmp, where this bwrap supports one.
+        """
+        path = bwrap or shutil.which("bwrap", path=process_environment().get("PATH"))
+        probe = _Probe(problem="bubblewrap (bwrap) is not installed", sizes_tmpfs=False)
+        if path is not None:
+            probe = _probe(path)
+        if path is None or probe.problem is not None:
+            message = f"commands run WITHOUT isolation: {probe.problem}"
+            if on_unavailable is not None:
+                on_unavailable(message)
+            return cls(bwrap=None, status_message=message)
+        return cls(
+            bwrap=path,
+            status_message=f"commands run in a bubblewrap sandbox ({path})",
+            network=network,
+            hidden_paths=_home_secrets(),
+            tmp_size=tmp_size if probe.sizes_tmpfs else None,
+        )
+
+    @classmethod
+    def disabled(cls, reason: str = "the sandbox is disabled by configuration") -> Sandbox:
+        """A sandbox that isolates nothing, on purpose."""
+        return cls(bwrap=None, status_message=f"commands run WITHOUT isolation: {reason}")
+
+    def wrap(
+        self,
+        argv: Sequence[str],
+        cwd: Path,
+        *,
+        writable: bool = True,
+        readable: Sequence[Path] = (),
+        new_session: bool = True,
+    ) -> list[str]:
+        """Return argv that runs `argv` in `cwd` inside the sandbox (unchanged when unavailable).
+
+        Args:
+            argv: The command to run.
+            cwd: The workspace: the only host directory the command may write.
+            writable: Mount the workspace read-write; False makes it read-only too.
+            readable: Extra directories to show read-only even under the private /tmp (logs).
+            new_session: Pass `--new-session` (no controlling terminal, so no TIOCSTI). Give False
+                only when the caller starts bwrap in a new session itself, as our runner does:
+                bwrap's flag would also move the namespace's init out of the caller's process
+                group, and the runner waits on that group to know the namespace is empty.
+        """
+        if self.bwrap is None:
+            return list(argv)
+        workspace = str(cwd.resolve())
+        args = [self.bwrap, "--die-with-parent", "--cap-drop", "ALL"]
+        if new_session:
+            args.append("--new-session")
+        args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+        if not self.network:
+            args.append("--unshare-net")
+        args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        if self.tmp_size is not None:
+            args += ["--size", str(self.tmp_size)]
+        args += ["--tmpfs", "/tmp"]
+        if Path("/run").is_dir() and not Path("/run").is_symlink():
+            # Host daemons' sockets (docker, dbus, agents) live here; connect() ignores ro mounts.
+            args += ["--tmpfs", "/run"]
+        args += ["--bind" if writable else "--ro-bind", workspace, workspace]
+        for path in readable:
+            if path.is_dir():
+                args += ["--ro-bind", str(path.resolve()), str(path.resolve())]
+        for path in self.hidden_paths:
+            hidden = str(path)
+            args += ["--tmpfs", hidden] if path.is_dir() else ["--ro-bind", "/dev/null", hidden]
+        args += ["--setenv", "TMPDIR", "/tmp", "--chdir", workspace, "--", *argv]
+        return args
+
+
+def _home_secrets() -> tuple[Path, ...]:
+    home = process_environment().get("HOME")
+    if not home:
+        return ()
+    candidates = (Path(home) / name for name in _HOME_SECRETS)
+    return tuple(path for path in candidates if path.exists() and not path.is_symlink())
+
+
+@cache
+def _probe_cached(bwrap: str) -> _Probe:
+    # A fact about this host that does not change while we run, so it is probed once per process.
+    sizes_tmpfs = "--size" in _help_text(bwrap)
+    problem = _run_probe(bwrap, tmp_size=DEFAULT_TMP_SIZE if sizes_tmpfs else None)
+    if problem is not None:
+        structlog.get_logger(__name__).warning("sandbox_unavailable", bwrap=bwrap, reason=problem)
+    return _Probe(problem=problem, sizes_tmpfs=sizes_tmpfs)
+
+
+def _probe(bwrap: str) -> _Probe:
+    with _probe_lock:
+        return _probe_cached(bwrap)
+
+
+def _help_text(bwrap: str) -> str:
+    try:
+        completed = subprocess.run(
+            [bwrap, "--help"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=_PROBE_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return completed.stdout.decode("utf-8", errors="replace")
+
+
+def _run_probe(bwrap: str, *, tmp_size: int | None) -> str | None:
+    """Run `true` under the exact flags we use; return why it failed, or None."""
+    sandbox = Sandbox(bwrap=bwrap, status_message="probe", tmp_size=tmp_size)
+    with tempfile.TemporaryDirectory(prefix="orchestrator-bwrap-probe-") as workspace:
+        argv = sandbox.wrap(["/bin/sh", "-c", "true"], Path(workspace))
+        try:
+            completed = subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=_PROBE_TIMEOUT_S,
+                env={"PATH": "/usr/bin:/bin"},
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"bwrap could not be run: {exc}"
+    if completed.returncode != 0:
+        detail = completed.stderr.decode("utf-8", errors="replace").strip().splitlines()
+        return f"bwrap does not work here: {detail[-1] if detail else completed.returncode}"
+    return None
