@@ -6,11 +6,12 @@ catalog (stable across runs) comes next, and the goal and any repair request com
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import AsyncGenerator, AsyncIterator
 
 import anyio
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -78,7 +79,9 @@ class PlanOut(BaseModel):
 
 
 @functools.lru_cache(maxsize=64)
-def constrained_plan_schema(tools: tuple[str, ...], tiers: tuple[str, ...]) -> type[PlanOut]:
+def constrained_plan_schema(
+    tools: tuple[str, ...], tiers: tuple[str, ...], compact: bool = False
+) -> type[PlanOut]:
     """`PlanOut` with tool and tier names as enums and ids as short identifiers.
 
     Backends with constrained decoding (OpenAI strict mode, llama.cpp grammars) then cannot emit an
@@ -88,15 +91,34 @@ def constrained_plan_schema(tools: tuple[str, ...], tiers: tuple[str, ...]) -> t
     ident = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
     tool_type: object = Literal[tools] if tools else str
     tier_type: object = Literal[(*tiers, "")] if tiers else str  # "" is read as "no hint"
-    task = create_model(
-        "TaskOut",
-        __base__=TaskOut,
-        id=(ident, ...),
-        deps=(list[ident], ...),  # type: ignore[valid-type]
-        tools=(list[tool_type], ...),  # type: ignore[valid-type]
-        tier=(tier_type | None, ...),  # type: ignore[operator]
-    )
-    return create_model("PlanOut", __base__=PlanOut, tasks=(list[task], ...))  # type: ignore[valid-type]
+    if compact:
+        # Tools before deps, and null-only fields where a tiny model would write prose.
+        task: type[BaseModel] = create_model(
+            "TaskOut",
+            __config__=ConfigDict(extra="forbid"),
+            id=(ident, ...),
+            instruction=(str, ...),
+            tools=(list[tool_type], ...),  # type: ignore[valid-type]
+            produces=(str, ...),
+            # Flat plans only: tiny models invent dependencies they cannot name correctly.
+            deps=(Annotated[list[ident], Field(max_length=0)], ...),  # type: ignore[valid-type]
+            check_command=(None, ...),
+            tier=(None, ...),
+            est_seconds=(None, ...),
+        )
+    else:
+        task = create_model(
+            "TaskOut",
+            __base__=TaskOut,
+            id=(ident, ...),
+            deps=(list[ident], ...),  # type: ignore[valid-type]
+            tools=(list[tool_type], ...),  # type: ignore[valid-type]
+            tier=(tier_type | None, ...),  # type: ignore[operator]
+        )
+    tasks: object = list[task]  # type: ignore[valid-type]
+    if compact:  # an empty plan is never valid; let the grammar say so
+        tasks = Annotated[list[task], Field(min_length=1)]  # type: ignore[valid-type]
+    return create_model("PlanOut", __base__=PlanOut, tasks=(tasks, ...))
 
 
 class DagPlanner:
@@ -108,17 +130,19 @@ class DagPlanner:
         temperature: float | None = None,
         max_output_tokens: int | None = None,
         constrain: bool = True,
+        compact: bool = False,
     ) -> None:
         self._temperature = temperature
         self._max_output_tokens = max_output_tokens
         self._constrain = constrain
+        self._compact = compact
 
     def schema(self, request: PlanRequest) -> type[PlanOut]:
         """The output schema for `request`: constrained to its tools and tiers unless disabled."""
         if not self._constrain:
             return PlanOut
         return constrained_plan_schema(
-            tuple(sorted(t.name for t in request.tools)), tuple(request.tiers)
+            tuple(sorted(t.name for t in request.tools)), tuple(request.tiers), self._compact
         )
 
     async def plan(self, request: PlanRequest, client: ModelClient) -> Plan:
@@ -128,7 +152,7 @@ class DagPlanner:
             ModelError: the call failed, or the reply does not fit `PlanOut` (ModelBehaviorError).
         """
         reply = await client.complete(self.model_request(request))
-        return to_plan(request.goal, parse_reply(reply, self.schema(request)))
+        return self._widen(request, to_plan(request.goal, parse_reply(reply, self.schema(request))))
 
     async def plan_stream(
         self, request: PlanRequest, client: ModelClient
@@ -153,7 +177,7 @@ class DagPlanner:
                 async for event in stream:
                     if isinstance(event, TextDelta):
                         for task in parser.feed(event.text):
-                            yield task
+                            yield self._widen_task(request, task)
                     else:
                         reply = event.reply
             finally:
@@ -162,11 +186,23 @@ class DagPlanner:
             reply = await client.complete(model_request)
         if reply is None or (reply.parsed is None and not reply.text):
             reply = ModelReply(text=parser.text)
-        plan = to_plan(request.goal, parse_reply(reply, self.schema(request)))
+        plan = self._widen(request, to_plan(request.goal, parse_reply(reply, self.schema(request))))
         if parser.emitted == 0:  # the reply came whole: hand out its tasks all the same
             for task in plan.tasks:
                 yield task
         yield plan
+
+    def _widen_task(self, request: PlanRequest, task: TaskSpec) -> TaskSpec:
+        """In compact mode every task may use every tool: tiny models cannot pick tools."""
+        if not self._compact:
+            return task
+        return dataclasses.replace(task, tools=tuple(sorted(t.name for t in request.tools)))
+
+    def _widen(self, request: PlanRequest, plan: Plan) -> Plan:
+        if not self._compact:
+            return plan
+        tasks = tuple(self._widen_task(request, t) for t in plan.tasks)
+        return Plan(goal=plan.goal, tasks=tasks, rationale=plan.rationale)
 
     def model_request(self, request: PlanRequest) -> ModelRequest:
         """The model call for `request` (a first plan, or a repair when `request.error` is set)."""

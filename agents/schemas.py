@@ -124,7 +124,7 @@ def parse_reply(reply: ModelReply, output_type: type[OutT]) -> OutT:
 
 def _first_json_object(text: str) -> object | None:
     """The first `{...}` in `text` that decodes, trying at most 64 starts."""
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(strict=False)  # small models put raw newlines in strings
     start = text.find("{")
     for _ in range(64):
         if start == -1:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.errors import ModelBehaviorError
 from orchestrator.llm import (
@@ -55,6 +55,13 @@ class LeafReportOut(BaseModel):
     confidence: float | None
 
 
+class CompactLeafReportOut(LeafReportOut):
+    """The report for very small models: a short summary and no confidence to invent."""
+
+    summary: Annotated[str, Field(max_length=240)]
+    confidence: None
+
+
 class NextStepOut(BaseModel):
     """For backends that only return tool calls when the tool is named: pick the next step."""
 
@@ -67,10 +74,15 @@ class ExecutorWorker:
     """Satisfies `orchestrator.roles.Worker`."""
 
     def __init__(
-        self, *, temperature: float | None = None, max_output_tokens: int | None = None
+        self,
+        *,
+        temperature: float | None = None,
+        max_output_tokens: int | None = None,
+        compact: bool = False,
     ) -> None:
         self._temperature = temperature
         self._max_output_tokens = max_output_tokens
+        self._report: type[LeafReportOut] = CompactLeafReportOut if compact else LeafReportOut
 
     async def work(self, request: WorkRequest, client: ModelClient) -> WorkOutcome:
         caps = client.capabilities
@@ -95,6 +107,9 @@ class ExecutorWorker:
             if reply.tool_calls:
                 tool_rounds += 1
                 messages.extend(await self._run_tools(request, tools, reply))
+                if caps.tool_calls_need_named_choice and len(defs) == 1:
+                    # The next turn must report; small models follow the last instruction best.
+                    messages.append(UserMessage(content=_REPORT_NOW))
                 continue
             report = _report(reply, turn)
             if report is not None:
@@ -122,12 +137,12 @@ class ExecutorWorker:
     ) -> tuple[tuple[ToolDefinition, ...], str, type[BaseModel] | None]:
         """Tools, tool_choice and output type for the next turn, adapted to the backend."""
         if not defs or not caps.tool_calls:
-            return (), "none", LeafReportOut
+            return (), "none", self._report
         if not caps.tool_calls_need_named_choice:
-            return defs, "auto", LeafReportOut
+            return defs, "auto", self._report
         # Named-choice backends: one forced call per round, chosen by a small structured step.
         if len(defs) == 1:
-            return (defs, defs[0].name, None) if tool_rounds == 0 else ((), "none", LeafReportOut)
+            return (defs, defs[0].name, None) if tool_rounds == 0 else ((), "none", self._report)
         step = await client.complete(
             self._request(request, [*messages, UserMessage(content=_CHOOSE)], (), "none", NextStepOut)
         )
@@ -135,7 +150,7 @@ class ExecutorWorker:
         names = {d.name for d in defs}
         if isinstance(choice, NextStepOut) and choice.action == "call_tool" and choice.tool in names:
             return tuple(d for d in defs if d.name == choice.tool), str(choice.tool), None
-        return (), "none", LeafReportOut
+        return (), "none", self._report
 
     def _request(
         self,
@@ -179,6 +194,10 @@ class ExecutorWorker:
 
 
 _ASK = "Reply now with only the JSON report (status, summary, outputs, confidence)."
+_REPORT_NOW = (
+    "Now write the JSON report. If the tool result completes the task, status is \"done\" and "
+    "the summary states the result."
+)
 _CHOOSE = (
     "Decide the next step: call one of the tools (action call_tool, tool = its exact name) or "
     "finish (action finish, tool null)."
@@ -229,7 +248,7 @@ def _lenient_parse(text: str) -> LeafReportOut | None:
     if start < 0 or end <= start:
         return None
     try:
-        return LeafReportOut.model_validate(json.loads(text[start : end + 1]))
+        return LeafReportOut.model_validate(json.loads(text[start : end + 1], strict=False))
     except ValueError:
         return None
 

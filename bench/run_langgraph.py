@@ -15,7 +15,6 @@ import argparse
 import gc
 import json
 import operator
-import resource
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -27,6 +26,7 @@ from langgraph.graph import END, START, StateGraph
 
 from orchestrator.models import TaskId
 
+from .run_orchestrator import maxrss_mb
 from .trace import BenchCheckError, Trace
 from .workloads import CRITICAL_PATH_S, Workload, random_dag, scaled_to
 
@@ -126,8 +126,6 @@ def peak_rss_mb(size: int, *, critical_path_s: float, timeout_s: float = 300.0) 
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _maxrss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -135,11 +133,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rss", type=int, required=True, help="tasks in the random DAG")
     parser.add_argument("--critical-path", type=float, default=CRITICAL_PATH_S["random"])
     args = parser.parse_args(argv)
-    baseline = _maxrss_mb()
+    baseline = maxrss_mb()
     workload = scaled_to(random_dag(size=args.rss), args.critical_path)
     trace = LangGraphRunner(workload).run_sync(max_parallel=None)
     print(json.dumps({
-        "peak_rss_mb": _maxrss_mb(),
+        "peak_rss_mb": maxrss_mb(),
         "baseline_rss_mb": baseline,
         "tasks": len(workload.tasks),
         "makespan_s": None if trace is None else trace.makespan_s,

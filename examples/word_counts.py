@@ -1,7 +1,8 @@
 """Three leaves in parallel, one tool call each, reviewed and answered: sized for the embedded 135M model.
 
 Shows the whole loop (plan → parallel leaves with a tool call each → review → answer) on a goal a
-tiny local model can carry, with temperature 0 and capped output tokens.
+tiny local model can carry; the embedded backend sets temperature 0, capped output tokens and
+compact output schemas for every role.
 
 Run with: `orchestrator run examples/word_counts.py` (or `python -m examples.word_counts`).
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import anyio
 
-from orchestrator import ModelClient, Orchestrator, RoleOptions, tool
+from orchestrator import ModelClient, Orchestrator, tool
 from orchestrator.report import ProgressSink, render_result
 
 SENTENCES = (
@@ -19,10 +20,13 @@ SENTENCES = (
     "Parallel leaves finish sooner",
 )
 
-GOAL = (
-    "Count the words of three sentences. Make exactly three tasks, ids count_1, count_2 and "
-    "count_3, with no deps; each task uses the word_count tool on one sentence.\n"
-    + "\n".join(f"Sentence {i}: {s}" for i, s in enumerate(SENTENCES, 1))
+GOAL = "Count the words of three sentences, each in its own task with the word_count tool:\n" + (
+    "\n".join(f"- task count_{i}: count the words of: {s}" for i, s in enumerate(SENTENCES, 1))
+)
+
+CONTEXT = (
+    'Write the tasks list with three entries: {"id": "count_1", ...}, {"id": "count_2", ...}, '
+    '{"id": "count_3", ...}; each entry has tools ["word_count"] and deps [].'
 )
 
 
@@ -43,9 +47,8 @@ async def main(client: ModelClient | None = None) -> int:
         client=client,
         builtin_tools=False,
         sinks=[ProgressSink()],
-        role_options=RoleOptions(temperature=0.0, max_output_tokens=400),
     )
-    result = await orch.run(GOAL)
+    result = await orch.run(GOAL, context=CONTEXT)
     if orch.notice:
         print(orch.notice)
     print(render_result(result))

@@ -108,13 +108,14 @@ class Orchestrator:
         kw: dict[str, Any] = {
             "temperature": opts.temperature, "max_output_tokens": opts.max_output_tokens
         }
+        compact: dict[str, Any] = {**kw, "compact": opts.compact}
         planner, worker, reviewer, synthesizer = self._roles
         limits = self._limits or Limits(max_parallel=(self._settings or Settings()).max_parallel)
         run_root = (self._settings or Settings.from_env()).run_root
         engine = Engine(
             client,
-            planner=planner or DagPlanner(**kw),
-            worker=worker or ExecutorWorker(**kw),
+            planner=planner or DagPlanner(**compact),
+            worker=worker or ExecutorWorker(**compact),
             reviewer=reviewer or BatchReviewer(**kw),
             synthesizer=synthesizer or AnswerSynthesizer(**kw),
             tools=self.tools,

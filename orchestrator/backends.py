@@ -35,7 +35,7 @@ LOCAL_NOTICE = (
 )
 """Shown once when a run falls back to the embedded model."""
 
-LOCAL_ROLE_OPTIONS = RoleOptions(temperature=0.0, max_output_tokens=1024)
+LOCAL_ROLE_OPTIONS = RoleOptions(temperature=0.0, max_output_tokens=512, compact=True)
 """Deterministic and bounded: a 135M model at ~100 tokens/s must not ramble up to its context."""
 
 TIER_NAMES = ("mini", "base", "frontier")

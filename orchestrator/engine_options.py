@@ -9,3 +9,6 @@ from dataclasses import dataclass
 class RoleOptions:
     temperature: float | None = None
     max_output_tokens: int | None = None
+    compact: bool = False
+    """Smaller output schemas (no acceptance checks, tier hints or estimates; short summaries)
+    for models too small to fill the full ones."""

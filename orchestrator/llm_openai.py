@@ -259,7 +259,7 @@ def parse_output(text: str, output_type: type[BaseModel], *, lenient: bool = Fal
 
 def first_json_object(text: str) -> dict[str, JSONValue] | None:
     """The first `{...}` in `text` that decodes as a JSON object, if any."""
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(strict=False)  # small models put raw newlines in strings
     start = text.find("{")
     attempts = 0
     while start != -1 and attempts < 64:

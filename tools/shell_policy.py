@@ -143,6 +143,8 @@ class ShellPolicy:
         words = _strip_keywords(words)
         if not words:
             return _ALLOWED
+        if depth > _MAX_DEPTH:
+            return NeedsApproval(reason="commands are nested too deeply to check")
         decisions = [self._deny_decision(words)]
         if self.read_only:
             decisions.append(_write_decision(words))

@@ -12,6 +12,7 @@ _SEPARATORS = frozenset(";&|()\n")
 _GLOB = frozenset("*?[")
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 _SPECIAL_PARAMETERS = frozenset("@*#?-$!0123456789")
+_MAX_NESTING = 32
 _DOUBLE_QUOTE_ESCAPES = frozenset('$`"\\\n')
 # Longest first, so that `>>` is not read as `>`.
 _REDIRECT_OPERATORS = (
@@ -84,7 +85,10 @@ def split_commands(command: str) -> tuple[SimpleCommand, ...]:
 class _Lexer:
     """A character scanner over one command string; nested substitutions reuse its output list."""
 
-    def __init__(self, text: str, *, out: list[_Builder], pos: int = 0) -> None:
+    def __init__(self, text: str, *, out: list[_Builder], pos: int = 0, depth: int = 0) -> None:
+        if depth > _MAX_NESTING:
+            raise ShellSyntaxError("substitutions are nested too deeply")
+        self.depth = depth
         self.text = text
         self.pos = pos
         self.out = out
@@ -248,7 +252,7 @@ class _Lexer:
             self._add("$((...))", dynamic=True)
             self.pos = end + 1
         elif following == "(":
-            inner = _Lexer(self.text, out=self.out, pos=self.pos + 2)
+            inner = _Lexer(self.text, out=self.out, pos=self.pos + 2, depth=self.depth + 1)
             self.pos = inner.run(nested=True)
             self._add("$(...)", dynamic=True)
         elif following == "{":
@@ -282,19 +286,19 @@ class _Lexer:
         operator = next(op for op in _REDIRECT_OPERATORS if self.text.startswith(op, self.pos))
         self.pos += len(operator)
         if operator in ("<(", ">("):  # process substitution: a nested command list
-            inner = _Lexer(self.text, out=self.out, pos=self.pos)
+            inner = _Lexer(self.text, out=self.out, pos=self.pos, depth=self.depth + 1)
             self.pos = inner.run(nested=True)
             self._add(f"{operator}...)", dynamic=True)
             return
         self.pending_operator = operator
 
     def _scan_nested(self, text: str) -> None:
-        _Lexer(text, out=self.out).run(nested=False)
+        _Lexer(text, out=self.out, depth=self.depth + 1).run(nested=False)
 
     def _scan_expansions(self, text: str) -> None:
         """Find the substitutions in text that bash expands but does not run as a command."""
         if "$" in text or "`" in text:
-            _Lexer(text, out=self.out)._read_double_quoted(terminator=None)
+            _Lexer(text, out=self.out, depth=self.depth + 1)._read_double_quoted(terminator=None)
 
     def _read_heredocs(self) -> None:
         heredocs, self.heredocs = self.heredocs, []
