@@ -9,10 +9,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Annotated, Literal
 
 import anyio
-from typing import Annotated, Any, Literal
-
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from orchestrator.llm import (

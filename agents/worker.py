@@ -1,4 +1,4 @@
-"""The executor role: a bounded model ↔ tools loop for one leaf task, ending in a structured report."""
+"""The executor role: a bounded model ↔ tools loop for one leaf, ending in a structured report."""
 
 from __future__ import annotations
 
@@ -122,7 +122,8 @@ class ExecutorWorker:
             messages.append(AssistantMessage(content=reply.text))
             messages.append(UserMessage(content=_ASK))
         return AttemptError(
-            trigger="turn_limit", detail=f"no report after {request.max_turns} turns",
+            trigger="turn_limit",
+            detail=f"no report after {request.max_turns} turns",
             turns=request.max_turns,
         )
 
@@ -144,11 +145,17 @@ class ExecutorWorker:
         if len(defs) == 1:
             return (defs, defs[0].name, None) if tool_rounds == 0 else ((), "none", self._report)
         step = await client.complete(
-            self._request(request, [*messages, UserMessage(content=_CHOOSE)], (), "none", NextStepOut)
+            self._request(
+                request, [*messages, UserMessage(content=_CHOOSE)], (), "none", NextStepOut
+            )
         )
         choice = step.parsed
         names = {d.name for d in defs}
-        if isinstance(choice, NextStepOut) and choice.action == "call_tool" and choice.tool in names:
+        if (
+            isinstance(choice, NextStepOut)
+            and choice.action == "call_tool"
+            and choice.tool in names
+        ):
             return tuple(d for d in defs if d.name == choice.tool), str(choice.tool), None
         return (), "none", self._report
 
@@ -195,7 +202,7 @@ class ExecutorWorker:
 
 _ASK = "Reply now with only the JSON report (status, summary, outputs, confidence)."
 _REPORT_NOW = (
-    "Now write the JSON report. If the tool result completes the task, status is \"done\" and "
+    'Now write the JSON report. If the tool result completes the task, status is "done" and '
     "the summary states the result."
 )
 _CHOOSE = (
@@ -221,7 +228,9 @@ async def _call_tool(request: WorkRequest, tools: dict[str, Tool], call: ToolCal
     try:
         return await tool(call, ctx)
     except ToolRetry as sig:
-        return ToolOutput(content=f"{sig.message} (fix the arguments and call again)", is_error=True)
+        return ToolOutput(
+            content=f"{sig.message} (fix the arguments and call again)", is_error=True
+        )
     except ToolFailed as sig:
         return ToolOutput(content=sig.message, is_error=True, native={"terminal": True})
     except Exception as exc:  # a tool bug must not kill the attempt: the model sees it and adapts
@@ -256,7 +265,10 @@ def _lenient_parse(text: str) -> LeafReportOut | None:
 def render_task(request: WorkRequest) -> str:
     """The task as the executor reads it: instruction, expected output, inputs and feedback."""
     task = request.task
-    parts = [f"Overall goal (context only): {request.goal}", f"Your task ({task.id}): {task.instruction}"]
+    parts = [
+        f"Overall goal (context only): {request.goal}",
+        f"Your task ({task.id}): {task.instruction}",
+    ]
     if task.produces:
         parts.append(f"It must produce: {task.produces}")
     if task.check is not None:
@@ -268,5 +280,7 @@ def render_task(request: WorkRequest) -> str:
         note = " (truncated)" if dep.truncated else ""
         parts.append(f"Input from {dep.task_id}{note}: {dep.summary}\nOutputs: {outputs}")
     if request.feedback:
-        parts.append("Feedback on earlier attempts:\n" + "\n".join(f"- {f}" for f in request.feedback))
+        parts.append(
+            "Feedback on earlier attempts:\n" + "\n".join(f"- {f}" for f in request.feedback)
+        )
     return "\n\n".join(parts)

@@ -13,13 +13,13 @@ from pathlib import Path
 from time import perf_counter
 
 import anyio
+
 from orchestrator.agents.plan_stream import TaskStreamParser
 from orchestrator.agents.planner import DagPlanner, PlanOut
 from orchestrator.agents.reviewer import BatchReviewer, ReviewOut
 from orchestrator.agents.schemas import TaskOut
 from orchestrator.agents.synthesizer import AnswerSynthesizer
 from orchestrator.agents.worker import ExecutorWorker, LeafReportOut
-
 from orchestrator.events import Event
 from orchestrator.llm import (
     ModelCapabilities,

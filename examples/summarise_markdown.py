@@ -2,7 +2,8 @@
 
 Shows a user tool next to the built-in file tools, the default tier ladder and the accounting.
 
-Run with: `orchestrator run examples/summarise_markdown.py` (or `python -m examples.summarise_markdown`).
+Run with: `orchestrator run examples/summarise_markdown.py`
+(or `python -m examples.summarise_markdown`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Three leaves in parallel, one tool call each, reviewed and answered: sized for the embedded 135M model.
+"""Leaves with a tool call each, reviewed and answered: sized for the embedded 135M model.
 
 Shows the whole loop (plan → parallel leaves with a tool call each → review → answer) on a goal a
 tiny local model can carry; the embedded backend sets temperature 0, capped output tokens and

@@ -1,4 +1,4 @@
-"""orchestrator: a frontier planner, a task DAG, concurrent cheap executors, review and tier escalation."""
+"""orchestrator: a frontier planner, a task DAG, concurrent cheap executors, review, escalation."""
 
 from __future__ import annotations
 
@@ -43,9 +43,9 @@ from .toolkit import ToolRetry as ToolRetry
 from .tools.base import tool as tool
 
 __all__ = (
+    "DEFAULT_LADDER",
     "BudgetExceededError",
     "ConfigError",
-    "DEFAULT_LADDER",
     "Engine",
     "EngineConfig",
     "EscalationPolicy",

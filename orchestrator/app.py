@@ -106,7 +106,8 @@ class Orchestrator:
 
         opts = options or RoleOptions()
         kw: dict[str, Any] = {
-            "temperature": opts.temperature, "max_output_tokens": opts.max_output_tokens
+            "temperature": opts.temperature,
+            "max_output_tokens": opts.max_output_tokens,
         }
         compact: dict[str, Any] = {**kw, "compact": opts.compact}
         planner, worker, reviewer, synthesizer = self._roles
@@ -119,10 +120,14 @@ class Orchestrator:
             reviewer=reviewer or BatchReviewer(**kw),
             synthesizer=synthesizer or AnswerSynthesizer(**kw),
             tools=self.tools,
-            config=EngineConfig(ladder=ladder, limits=limits, policy=self._policy,
-                                prices=self._prices, review=self._review,
-                                run_root=run_root if run_root.is_absolute()
-                                else self.workdir / run_root),
+            config=EngineConfig(
+                ladder=ladder,
+                limits=limits,
+                policy=self._policy,
+                prices=self._prices,
+                review=self._review,
+                run_root=run_root if run_root.is_absolute() else self.workdir / run_root,
+            ),
             sinks=self._sinks,
             check_runner=_shell_check,
             approve=self._approve,
@@ -140,10 +145,14 @@ def default_tools() -> tuple[Tool, ...]:
     return (*file_tools(), ApplyPatchTool(), ShellTool())
 
 
-async def _shell_check(command: str, workdir: Path, timeout_s: float, run_dir: Path) -> CheckOutcome:
+async def _shell_check(
+    command: str, workdir: Path, timeout_s: float, run_dir: Path
+) -> CheckOutcome:
     from .tools.shell import run_acceptance_check
 
     result = await run_acceptance_check(command, workdir, timeout_s, run_dir)
     status = "timed out" if result.timed_out else f"exit code {result.exit_code}"
     output = f"{status}\n{result.stdout}\n{result.stderr}".strip()
-    return CheckOutcome(passed=result.exit_code == 0 and not result.timed_out, output=output[-4000:])
+    return CheckOutcome(
+        passed=result.exit_code == 0 and not result.timed_out, output=output[-4000:]
+    )

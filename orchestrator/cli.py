@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import inspect
-import json
 import signal
 import sys
 from collections.abc import Sequence
@@ -25,8 +24,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except PlanValidationError as exc:
-        print(f"error: no valid plan: {exc} (tasks: {', '.join(exc.task_ids) or '-'})",
-              file=sys.stderr)
+        print(
+            f"error: no valid plan: {exc} (tasks: {', '.join(exc.task_ids) or '-'})",
+            file=sys.stderr,
+        )
         return 2
     except RunAbortedError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -40,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orchestrator", description=__doc__)
     sub = parser.add_subparsers(required=True)
     run = sub.add_parser("run", help="run a goal, or an example script (path ending in .py)")
-    run.add_argument("target", help='a goal in quotes, or a path like examples/word_counts.py')
+    run.add_argument("target", help="a goal in quotes, or a path like examples/word_counts.py")
     run.add_argument("--workdir", default=".", help="the workspace executors may touch")
     run.add_argument("--base-url", help="an OpenAI-compatible server (vLLM, Ollama, llama.cpp)")
     run.add_argument("--backend", choices=["auto", "openai", "compatible", "local"])
@@ -69,9 +70,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace) -> Settings:
     models = tuple(args.models.split(",")) if args.models else None
-    return Settings.from_env(base_url=args.base_url, backend=args.backend,
-                             api_style=args.api_style, models=models,
-                             max_parallel=args.max_parallel)
+    return Settings.from_env(
+        base_url=args.base_url,
+        backend=args.backend,
+        api_style=args.api_style,
+        models=models,
+        max_parallel=args.max_parallel,
+    )
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -84,8 +89,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .app import Orchestrator
     from .report import ProgressSink, render_result
 
-    orch = Orchestrator(workdir=args.workdir, settings=_settings(args), review=args.review,
-                        sinks=() if args.json else (ProgressSink(),))
+    orch = Orchestrator(
+        workdir=args.workdir,
+        settings=_settings(args),
+        review=args.review,
+        sinks=() if args.json else (ProgressSink(),),
+    )
 
     async def go() -> Any:
         async with anyio.create_task_group() as tg:

@@ -1,4 +1,4 @@
-"""Per-backend generation options for the roles (e.g. temperature 0 and capped tokens for a tiny model)."""
+"""Per-backend generation options for the roles (e.g. temperature 0 for a tiny model)."""
 
 from __future__ import annotations
 

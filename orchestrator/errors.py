@@ -8,7 +8,7 @@ OrchestratorError
 │   ├── ModelAPIError        .status_code, .retryable
 │   ├── ModelTimeoutError    .timeout_s
 │   └── ModelBehaviorError   reply does not fit the requested schema
-├── ToolError                a tool could not be built or run (bad registration, bad patch, refused path)
+├── ToolError                a tool could not be built or run (registration, patch, path)
 │   ├── PatchError           .path, .hunk: an apply_patch rejected; the workspace is unchanged
 │   └── PathEscapeError      .path: a path leads outside the workspace
 ├── LocalModelError          the embedded model server could not be found, started or kept alive

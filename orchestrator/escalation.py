@@ -92,6 +92,4 @@ class EscalationPolicy:
             return Retry(tier_index=tier_index)
         if not at_top:
             return Escalate(tier_index=tier_index + 1)
-        return GiveUp(
-            reason=f"{trigger} at the top tier after {attempts_at_tier} attempt(s) there"
-        )
+        return GiveUp(reason=f"{trigger} at the top tier after {attempts_at_tier} attempt(s) there")

@@ -79,7 +79,9 @@ class Gateway:
             )
         tokens = ledger.total.tokens.total_tokens
         if limits.max_total_tokens is not None and tokens >= limits.max_total_tokens:
-            raise BudgetExceededError(f"token limit reached ({tokens} of {limits.max_total_tokens})")
+            raise BudgetExceededError(
+                f"token limit reached ({tokens} of {limits.max_total_tokens})"
+            )
 
     async def complete(self, request: ModelRequest) -> ModelReply:
         self._check_budget()

@@ -1,4 +1,4 @@
-"""The model seam: our own request/reply values and the `ModelClient` Protocol. No vendor types cross it."""
+"""The model seam: our own request/reply values and the `ModelClient` Protocol, vendor-free."""
 
 from __future__ import annotations
 

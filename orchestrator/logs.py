@@ -1,4 +1,4 @@
-"""Event sinks: structlog (console on a TTY, JSON otherwise) and a JSONL file per run. Never runs on import."""
+"""Event sinks: structlog (console on a TTY, JSON otherwise) and a JSONL file per run."""
 
 from __future__ import annotations
 
@@ -28,8 +28,11 @@ def configure_logging(*, level: int = logging.INFO, stream: IO[str] | None = Non
             structlog.processors.JSONRenderer(),
         ]
     structlog.configure(
-        processors=[structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
-                    *processors],
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            *processors,
+        ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,

@@ -62,7 +62,8 @@ def validate_plan(
     if not nx.is_directed_acyclic_graph(graph):
         cycle = tuple(edge[0] for edge in nx.find_cycle(graph))
         raise PlanValidationError(
-            f"dependency cycle: {' -> '.join((*cycle, cycle[0]))}; remove one of these dependencies",
+            f"dependency cycle: {' -> '.join((*cycle, cycle[0]))}; "
+            "remove one of these dependencies",
             task_ids=cycle,
             cycle=cycle,
         )
@@ -175,7 +176,9 @@ def replan(
         )
     clash = sorted(added_ids & {t.id for t in kept})
     if clash:
-        raise PlanValidationError(f"added task ids already exist: {', '.join(clash)}", task_ids=clash)
+        raise PlanValidationError(
+            f"added task ids already exist: {', '.join(clash)}", task_ids=clash
+        )
     new_plan = Plan(goal=graph.plan.goal, tasks=(*kept, *add), rationale=graph.plan.rationale)
     return validate_plan(
         new_plan,
@@ -183,7 +186,6 @@ def replan(
         known_tiers=known_tiers,
         default_latency_s=default_latency_s,
     )
-
 
 
 def empty_graph(goal: str) -> PlanGraph:
@@ -213,8 +215,9 @@ def extend_graph(
     for dep in task.deps:
         dependents[dep] = (*dependents[dep], task.id)
     return PlanGraph(
-        plan=Plan(goal=graph.plan.goal, tasks=(*graph.plan.tasks, task),
-                  rationale=graph.plan.rationale),
+        plan=Plan(
+            goal=graph.plan.goal, tasks=(*graph.plan.tasks, task), rationale=graph.plan.rationale
+        ),
         tasks={**graph.tasks, task.id: task},
         order=(*graph.order, task.id),
         dependents=dependents,

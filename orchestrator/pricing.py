@@ -18,7 +18,9 @@ class Price:
 
     def batch(self) -> Price:
         """The Batch API price: half of both."""
-        return Price(input=self.input / 2, cached_input=self.cached_input / 2, output=self.output / 2)
+        return Price(
+            input=self.input / 2, cached_input=self.cached_input / 2, output=self.output / 2
+        )
 
 
 FREE = Price(input=0.0, cached_input=0.0, output=0.0)

@@ -76,7 +76,9 @@ def _progress_line(event: Event) -> str | None:
         case "task_skipped":
             return f"  skip   {event.task_id}: {event.reason}"
         case "escalation_decided" if event.to_tier:
-            return f"  up     {event.task_id}: {event.from_tier} -> {event.to_tier} ({event.trigger})"
+            return (
+                f"  up     {event.task_id}: {event.from_tier} -> {event.to_tier} ({event.trigger})"
+            )
         case "review_decided" if event.verdict != "accept":
             return f"  review {event.task_id}: {event.verdict} {event.feedback[:100]}"
         case _:

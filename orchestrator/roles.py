@@ -1,4 +1,4 @@
-"""The role seams: `Planner`, `Worker`, `Reviewer`, `Synthesizer`, one async method each, and their values.
+"""The role seams: `Planner`, `Worker`, `Reviewer`, `Synthesizer`, one async method each.
 
 Role implementations live in agents/ and receive the run's instrumented `ModelClient` per call, so
 accounting, budgets and events stay in the engine.

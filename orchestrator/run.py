@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -15,8 +15,13 @@ from typing import Literal
 import anyio
 import structlog
 
-from .errors import BudgetExceededError, ModelBehaviorError, ModelError, PlanValidationError
-from .errors import RunAbortedError
+from .errors import (
+    BudgetExceededError,
+    ModelBehaviorError,
+    ModelError,
+    PlanValidationError,
+    RunAbortedError,
+)
 from .escalation import EscalationPolicy
 from .events import EventSink, PlanRejected, PlanValidated, RunFinished, RunStarted, ToolCalled
 from .gateway import Gateway
@@ -51,10 +56,10 @@ from .pricing import PriceTable
 from .roles import (
     Planner,
     PlanRequest,
-    StreamingPlanner,
     Reviewer,
     ReviewItem,
     ReviewRequest,
+    StreamingPlanner,
     SynthesisRequest,
     Synthesizer,
     Verdict,
@@ -123,35 +128,49 @@ class Engine:
             scope.cancel()
 
     async def run(self, goal: str, *, workdir: Path | str = ".", context: str = "") -> RunResult:
-        """Plan, execute and review `goal`; always persists events and the (possibly partial) result.
+        """Plan, execute and review `goal`; always persists events and the (partial) result.
 
         Raises:
             PlanValidationError: the planner could not produce a valid plan within the repairs.
-            RunAbortedError: the run stopped on an unexpected error; `.result` is the partial result.
+            RunAbortedError: an unexpected error stopped the run; `.result` is the partial result.
         """
         run_id = RunId(self._new_run_id())
         store = RunStore(self.config.run_root)
         run_dir = store.run_dir(run_id)
         jsonl = JsonlSink(run_dir / "events.jsonl")
         sink = FanOutSink((jsonl, *self._sinks))
-        gateway = Gateway(self.client, run_id=run_id, sink=sink, prices=self.config.prices,
-                          limits=self.config.limits, clock=self._clock)
+        gateway = Gateway(
+            self.client,
+            run_id=run_id,
+            sink=sink,
+            prices=self.config.prices,
+            limits=self.config.limits,
+            clock=self._clock,
+        )
         state = _RunState(run_id=run_id, goal=goal, started=time.perf_counter())
         store.started(run_id, goal, self._clock())
-        sink.emit(RunStarted(run_id=run_id, at=self._clock(), goal=goal,
-                             ladder=tuple(t.model for t in self.config.ladder)))
+        sink.emit(
+            RunStarted(
+                run_id=run_id,
+                at=self._clock(),
+                goal=goal,
+                ladder=tuple(t.model for t in self.config.ladder),
+            )
+        )
+        root = Path(workdir).resolve()  # noqa: ASYNC240 - one stat at the start of a run
         try:
             try:
                 with structlog.contextvars.bound_contextvars(run_id=run_id):
-                    await self._run(state, gateway, Path(workdir).resolve(), run_dir, context)
+                    await self._run(state, gateway, root, run_dir, context)
             except PlanValidationError:
                 state.status = "failed"
                 self._finish(state, gateway, sink, store, run_dir)
                 raise
             except anyio.get_cancelled_exc_class():
                 state.status = "cancelled"
-                with anyio.CancelScope(shield=True):
-                    self._finish(state, gateway, sink, store, run_dir)
+                self._finish(
+                    state, gateway, sink, store, run_dir
+                )  # sync: cancellation cannot cut it
                 raise
             except Exception as exc:
                 state.status = "failed"
@@ -193,14 +212,27 @@ class Engine:
             await sup.dispatcher.run()
             if sup.stream_error is None and sup.plan_complete:
                 state.plan = sup.graph.plan
-                gateway.sink.emit(PlanValidated(run_id=state.run_id, at=self._clock(),
-                                                task_ids=sup.graph.order, edges=sup.graph.edges))
+                gateway.sink.emit(
+                    PlanValidated(
+                        run_id=state.run_id,
+                        at=self._clock(),
+                        task_ids=sup.graph.order,
+                        edges=sup.graph.edges,
+                    )
+                )
                 return sup
-            gateway.sink.emit(PlanRejected(run_id=state.run_id, at=self._clock(), attempt=1,
-                                           error=sup.stream_error or "no plan"))
+            gateway.sink.emit(
+                PlanRejected(
+                    run_id=state.run_id,
+                    at=self._clock(),
+                    attempt=1,
+                    error=sup.stream_error or "no plan",
+                )
+            )
             reused = {t: r for t, r in sup.results.items() if isinstance(r, Succeeded)}
-            state.graph = await self._plan(state, gateway, context, sup.rejected_plan,
-                                           sup.stream_error, first_attempt=2)
+            state.graph = await self._plan(
+                state, gateway, context, sup.rejected_plan, sup.stream_error, first_attempt=2
+            )
             keep = _reusable(state.graph, sup.graph, reused)
             carried = [i for i in sup.unreviewed() if state.graph.tasks.get(i.task.id) == i.task]
             sup = self._supervisor(state, gateway, workdir, run_dir, reused=keep, carried=carried)
@@ -226,15 +258,34 @@ class Engine:
 
         return stream
 
-    def _plan_request(self, state: _RunState, gateway: Gateway, context: str,
-                      rejected: Plan | None, error: str | None) -> PlanRequest:
-        return PlanRequest(goal=state.goal, tools=self._catalog(gateway),
-                           tiers=tuple(t.name for t in self.config.ladder), model=self.top.model,
-                           context=context, rejected=rejected, error=error)
+    def _plan_request(
+        self,
+        state: _RunState,
+        gateway: Gateway,
+        context: str,
+        rejected: Plan | None,
+        error: str | None,
+    ) -> PlanRequest:
+        return PlanRequest(
+            goal=state.goal,
+            tools=self._catalog(gateway),
+            tiers=tuple(t.name for t in self.config.ladder),
+            model=self.top.model,
+            context=context,
+            rejected=rejected,
+            error=error,
+        )
 
-    async def _plan(self, state: _RunState, gateway: Gateway, context: str,
-                    rejected: Plan | None = None, error: str | None = None, *,
-                    first_attempt: int = 1) -> PlanGraph:
+    async def _plan(
+        self,
+        state: _RunState,
+        gateway: Gateway,
+        context: str,
+        rejected: Plan | None = None,
+        error: str | None = None,
+        *,
+        first_attempt: int = 1,
+    ) -> PlanGraph:
         sink = gateway.sink
         planner = self._roles[0]
         tiers = tuple(t.name for t in self.config.ladder)
@@ -251,15 +302,29 @@ class Engine:
                 rejected, error, last = plan, str(exc), exc
             else:
                 state.plan = graph.plan
-                sink.emit(PlanValidated(run_id=state.run_id, at=self._clock(),
-                                        task_ids=graph.order, edges=graph.edges))
+                sink.emit(
+                    PlanValidated(
+                        run_id=state.run_id,
+                        at=self._clock(),
+                        task_ids=graph.order,
+                        edges=graph.edges,
+                    )
+                )
                 return graph
-            sink.emit(PlanRejected(run_id=state.run_id, at=self._clock(), attempt=attempt,
-                                   error=error, task_ids=last.task_ids))
+            sink.emit(
+                PlanRejected(
+                    run_id=state.run_id,
+                    at=self._clock(),
+                    attempt=attempt,
+                    error=error,
+                    task_ids=last.task_ids,
+                )
+            )
         assert last is not None
         raise PlanValidationError(
             f"no valid plan after {self.config.limits.max_plan_repairs} repair(s): {last}",
-            task_ids=last.task_ids, cycle=last.cycle,
+            task_ids=last.task_ids,
+            cycle=last.cycle,
         )
 
     def _catalog(self, gateway: Gateway) -> tuple[ToolDefinition, ...]:
@@ -267,32 +332,56 @@ class Engine:
         return tuple(self._tools[n].definition(native=native) for n in sorted(self._tools))
 
     def _supervisor(
-        self, state: _RunState, gateway: Gateway, workdir: Path, run_dir: Path,
+        self,
+        state: _RunState,
+        gateway: Gateway,
+        workdir: Path,
+        run_dir: Path,
         reused: Mapping[TaskId, Succeeded] | None = None,
         carried: Sequence[ReviewItem] = (),
     ) -> Supervisor:
         sink = gateway.sink
         assert state.graph is not None
-        tools = {name: _Instrumented(tool, sink, state.run_id, self._clock)
-                 for name, tool in self._tools.items()}
+        tools = {
+            name: _Instrumented(tool, sink, state.run_id, self._clock)
+            for name, tool in self._tools.items()
+        }
         setup = RunSetup(
-            run_id=state.run_id, goal=state.goal, ladder=self.config.ladder,
-            limits=self.config.limits, policy=self.config.policy, review=self.config.review,
-            workdir=workdir, run_dir=run_dir, reviewer_model=self.top.model, tools=tools,
-            tool_catalog=self._catalog(gateway), approve=self._approve,
-            check_runner=self._check_runner, clock=self._clock,
+            run_id=state.run_id,
+            goal=state.goal,
+            ladder=self.config.ladder,
+            limits=self.config.limits,
+            policy=self.config.policy,
+            review=self.config.review,
+            workdir=workdir,
+            run_dir=run_dir,
+            reviewer_model=self.top.model,
+            tools=tools,
+            tool_catalog=self._catalog(gateway),
+            approve=self._approve,
+            check_runner=self._check_runner,
+            clock=self._clock,
         )
         _, worker, reviewer, _ = self._roles
-        return Supervisor(setup, state.graph, worker=worker,
-                          reviewer=_TopReviewer(reviewer, self.top.name), gateway=gateway, sink=sink,
-                          reused=reused or {}, carried=carried)
+        return Supervisor(
+            setup,
+            state.graph,
+            worker=worker,
+            reviewer=_TopReviewer(reviewer, self.top.name),
+            gateway=gateway,
+            sink=sink,
+            reused=reused or {},
+            carried=carried,
+        )
 
     async def _synthesize(self, state: _RunState, gateway: Gateway) -> str:
         sup = state.supervisor
-        assert sup is not None and state.plan is not None
+        assert sup is not None
+        assert state.plan is not None
         lines = {tid: _result_line(r) for tid, r in sup.results.items()}
-        request = SynthesisRequest(goal=state.goal, plan=sup.graph.plan, results=lines,
-                                   model=self.top.model)
+        request = SynthesisRequest(
+            goal=state.goal, plan=sup.graph.plan, results=lines, model=self.top.model
+        )
         try:
             return await self._roles[3].synthesize(request, _tiered(gateway, self.top.name))
         except (BudgetExceededError, ModelError) as exc:
@@ -300,24 +389,31 @@ class Engine:
             body = "\n".join(f"- {tid}: {line}" for tid, line in lines.items())
             return f"(no synthesis: {type(exc).__name__}: {exc})\n{body}"
 
-    def _finish(self, state: _RunState, gateway: Gateway, sink: EventSink, store: RunStore,
-                run_dir: Path) -> RunResult:
+    def _finish(
+        self, state: _RunState, gateway: Gateway, sink: EventSink, store: RunStore, run_dir: Path
+    ) -> RunResult:
         if state.result is not None:
             return state.result
         result = state.build(gateway, self.config.ladder, run_dir)
         store.finished(result, self._clock())
         results = result.results.values()
-        sink.emit(RunFinished(
-            run_id=state.run_id, at=self._clock(), status=result.status,
-            succeeded=sum(isinstance(r, Succeeded) for r in results),
-            failed=sum(isinstance(r, Failed) for r in results),
-            skipped=sum(isinstance(r, Skipped) for r in results),
-            escalations=result.escalations, escalation_rate=result.escalation_rate,
-            cost_usd=result.usage.cost_usd, tokens_in=result.usage.tokens.input_tokens,
-            tokens_cached=result.usage.tokens.cached_input_tokens,
-            tokens_out=result.usage.tokens.output_tokens,
-            duration_ms=(time.perf_counter() - state.started) * 1000,
-        ))
+        sink.emit(
+            RunFinished(
+                run_id=state.run_id,
+                at=self._clock(),
+                status=result.status,
+                succeeded=sum(isinstance(r, Succeeded) for r in results),
+                failed=sum(isinstance(r, Failed) for r in results),
+                skipped=sum(isinstance(r, Skipped) for r in results),
+                escalations=result.escalations,
+                escalation_rate=result.escalation_rate,
+                cost_usd=result.usage.cost_usd,
+                tokens_in=result.usage.tokens.input_tokens,
+                tokens_cached=result.usage.tokens.cached_input_tokens,
+                tokens_out=result.usage.tokens.output_tokens,
+                duration_ms=(time.perf_counter() - state.started) * 1000,
+            )
+        )
         state.result = result
         return result
 
@@ -351,15 +447,25 @@ class _RunState:
         executed = sum(1 for r in results.values() if not isinstance(r, Skipped))
         escalations = sup.escalations if sup else 0
         return RunResult(
-            run_id=self.run_id, goal=self.goal, status=self.status, answer=self.answer,
-            plan=sup.graph.plan if sup else self.plan, results=results, usage=ledger.total,
-            usage_by_tier=by_tier, usage_by_role=dict(ledger.by_role), escalations=escalations,
+            run_id=self.run_id,
+            goal=self.goal,
+            status=self.status,
+            answer=self.answer,
+            plan=sup.graph.plan if sup else self.plan,
+            results=results,
+            usage=ledger.total,
+            usage_by_tier=by_tier,
+            usage_by_role=dict(ledger.by_role),
+            escalations=escalations,
             escalation_rate=escalations / executed if executed else 0.0,
-            replans=sup.replans if sup else 0, run_dir=str(run_dir),
+            replans=sup.replans if sup else 0,
+            run_dir=str(run_dir),
         )
 
 
-def _reusable(new: PlanGraph, old: PlanGraph, done: Mapping[TaskId, Succeeded]) -> dict[TaskId, Succeeded]:
+def _reusable(
+    new: PlanGraph, old: PlanGraph, done: Mapping[TaskId, Succeeded]
+) -> dict[TaskId, Succeeded]:
     """Results of the old graph that the new plan asks for unchanged, with unchanged inputs."""
     keep: dict[TaskId, Succeeded] = {}
     for tid in new.order:
@@ -371,7 +477,9 @@ def _reusable(new: PlanGraph, old: PlanGraph, done: Mapping[TaskId, Succeeded]) 
 
 def _status(sup: Supervisor, budget_note: str | None) -> RunStatus:
     results = sup.results
-    if budget_note is not None or any(not isinstance(results.get(t), Succeeded) for t in sup.graph.order):
+    if budget_note is not None or any(
+        not isinstance(results.get(t), Succeeded) for t in sup.graph.order
+    ):
         return "partial"
     return "completed"
 
@@ -428,7 +536,9 @@ class _TopReviewer:
 class _Instrumented:
     """Wraps a tool so every call becomes a `tool_called` event with its duration."""
 
-    def __init__(self, tool: Tool, sink: EventSink, run_id: RunId, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, tool: Tool, sink: EventSink, run_id: RunId, clock: Callable[[], float]
+    ) -> None:
         self._tool, self._sink, self._run_id, self._clock = tool, sink, run_id, clock
 
     @property
@@ -446,7 +556,14 @@ class _Instrumented:
             is_error = output.is_error
             return output
         finally:
-            self._sink.emit(ToolCalled(
-                run_id=self._run_id, at=self._clock(), task_id=ctx.task_id, tool=call.name,
-                call_id=call.call_id, is_error=is_error,
-                duration_ms=(time.perf_counter() - started) * 1000))
+            self._sink.emit(
+                ToolCalled(
+                    run_id=self._run_id,
+                    at=self._clock(),
+                    task_id=ctx.task_id,
+                    tool=call.name,
+                    call_id=call.call_id,
+                    is_error=is_error,
+                    duration_ms=(time.perf_counter() - started) * 1000,
+                )
+            )

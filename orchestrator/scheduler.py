@@ -19,7 +19,14 @@ TaskState = Literal[
 ]
 TERMINAL: frozenset[TaskState] = frozenset({"succeeded", "failed", "skipped", "replaced"})
 _ALL_STATES: tuple[TaskState, ...] = (
-    "pending", "ready", "running", "reviewing", "succeeded", "failed", "skipped", "replaced"
+    "pending",
+    "ready",
+    "running",
+    "reviewing",
+    "succeeded",
+    "failed",
+    "skipped",
+    "replaced",
 )
 
 
@@ -50,7 +57,9 @@ class Scheduler:
         "_tier",
     )
 
-    def __init__(self, *, max_parallel: int | None = None, tier_caps: Mapping[str, int] = {}) -> None:
+    def __init__(
+        self, *, max_parallel: int | None = None, tier_caps: Mapping[str, int] = {}
+    ) -> None:
         self._max_parallel = max_parallel
         self._caps = dict(tier_caps)
         self._deps: dict[TaskId, tuple[TaskId, ...]] = {}
@@ -122,7 +131,7 @@ class Scheduler:
 
     # -- dispatch ---------------------------------------------------------------------------
     def next_batch(self) -> list[TaskId]:
-        """Pop every ready task that fits under the caps, best priority first, and mark it running."""
+        """Pop every ready task that fits under the caps, best priority first, as running."""
         batch: list[TaskId] = []
         deferred: list[tuple[float, int, TaskId]] = []
         heap = self._heap
@@ -176,7 +185,9 @@ class Scheduler:
         """Mark a ready task succeeded without running it (its result is reused from before)."""
         self._expect(task_id, "ready")
         self._running += 1
-        self._running_by_tier[self._tier[task_id]] = self._running_by_tier.get(self._tier[task_id], 0) + 1
+        self._running_by_tier[self._tier[task_id]] = (
+            self._running_by_tier.get(self._tier[task_id], 0) + 1
+        )
         self._set(task_id, "running")
         return self.succeed(task_id)
 
@@ -246,7 +257,10 @@ class Scheduler:
         blocked = next((d for d in deps if self._state[d] in ("failed", "skipped")), None)
         if blocked is not None:
             self._set(task_id, "skipped")
-            return [SkipNotice(task_id=task_id, blocked_by=blocked), *self._skip_dependents(task_id)]
+            return [
+                SkipNotice(task_id=task_id, blocked_by=blocked),
+                *self._skip_dependents(task_id),
+            ]
         if self._missing[task_id] == 0:
             if state != "ready":
                 self._push(task_id)

@@ -13,7 +13,7 @@ from .errors import ConfigError
 from .llm import StructuredOutputStyle
 
 Backend = Literal["auto", "openai", "compatible", "local"]
-"""auto: explicit base URL → compatible, else OPENAI_API_KEY → openai, else the embedded local model."""
+"""auto: a base URL → compatible, else OPENAI_API_KEY → openai, else the embedded model."""
 ApiStyle = Literal["responses", "chat"]
 
 

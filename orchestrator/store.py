@@ -1,4 +1,4 @@
-"""Run persistence: a run directory per run (events.jsonl, result.json) and a SQLite index of runs."""
+"""Run persistence: a directory per run (events.jsonl, result.json) and a SQLite index of runs."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ class RunRow:
 
 
 class RunStore:
-    """Owns `<root>/runs.sqlite3` and `<root>/<run_id>/`; survives crashes (WAL, commit per write)."""
+    """Owns `<root>/runs.sqlite3` and `<root>/<run_id>/`; crash-safe (WAL, commit per write)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -78,13 +78,25 @@ class RunStore:
             self._db.execute(
                 "UPDATE runs SET status=?, finished_at=?, cost_usd=?, tasks=?, escalations=? "
                 "WHERE run_id=?",
-                (result.status, at, result.usage.cost_usd, len(result.results),
-                 result.escalations, result.run_id),
+                (
+                    result.status,
+                    at,
+                    result.usage.cost_usd,
+                    len(result.results),
+                    result.escalations,
+                    result.run_id,
+                ),
             )
             self._db.executemany(
-                "INSERT OR REPLACE INTO task_results (run_id, task_id, kind, body) VALUES (?,?,?,?)",
+                "INSERT OR REPLACE INTO task_results (run_id, task_id, kind, body) "
+                "VALUES (?,?,?,?)",
                 [
-                    (result.run_id, tid, r.kind, json.dumps(TypeAdapter(type(r)).dump_python(r, mode="json")))
+                    (
+                        result.run_id,
+                        tid,
+                        r.kind,
+                        json.dumps(TypeAdapter(type(r)).dump_python(r, mode="json")),
+                    )
                     for tid, r in result.results.items()
                 ],
             )
@@ -96,8 +108,18 @@ class RunStore:
             "ORDER BY started_at DESC LIMIT ?",
             (limit,),
         ).fetchall()
-        return [RunRow(run_id=r[0], goal=r[1], status=r[2], started_at=r[3], finished_at=r[4],
-                       cost_usd=r[5], run_dir=r[6]) for r in rows]
+        return [
+            RunRow(
+                run_id=r[0],
+                goal=r[1],
+                status=r[2],
+                started_at=r[3],
+                finished_at=r[4],
+                cost_usd=r[5],
+                run_dir=r[6],
+            )
+            for r in rows
+        ]
 
     def load_result(self, run_id: str) -> RunResult:
         return _RESULT_ADAPTER.validate_json((self.root / run_id / "result.json").read_bytes())

@@ -43,6 +43,7 @@ from .models import (
     ErrorInfo,
     Failed,
     Limits,
+    Plan,
     RunId,
     Skipped,
     Succeeded,
@@ -144,8 +145,15 @@ class Supervisor:
     """Owns results, attempt counters and tiers of one run; drives a `Dispatcher`."""
 
     def __init__(
-        self, setup: RunSetup, graph: PlanGraph, *, worker: Worker, reviewer: Reviewer,
-        gateway: Gateway, sink: EventSink, reused: Mapping[TaskId, Succeeded] = {},
+        self,
+        setup: RunSetup,
+        graph: PlanGraph,
+        *,
+        worker: Worker,
+        reviewer: Reviewer,
+        gateway: Gateway,
+        sink: EventSink,
+        reused: Mapping[TaskId, Succeeded] = {},
         carried: Sequence[ReviewItem] = (),
     ) -> None:
         self.s = setup
@@ -170,7 +178,9 @@ class Supervisor:
         self.stream_error: str | None = None
         self.rejected_plan: Plan | None = None
         self.dispatcher: Dispatcher[Message] = Dispatcher(
-            self.scheduler, start_task=self._attempt, on_message=self.handle,
+            self.scheduler,
+            start_task=self._attempt,
+            on_message=self.handle,
             on_started=self._on_started,
         )
         self._add_tasks(graph.order, reused)
@@ -207,8 +217,11 @@ class Supervisor:
         if ready:
             self._emit(TaskReady, task_id=tid)
         elif self.scheduler.state(tid) == "skipped":
-            blocked = next(d for d in self.graph.tasks[tid].deps
-                           if self.scheduler.state(d) in ("failed", "skipped"))
+            blocked = next(
+                d
+                for d in self.graph.tasks[tid].deps
+                if self.scheduler.state(d) in ("failed", "skipped")
+            )
             upstream = self.results.get(blocked)
             if isinstance(upstream, Skipped) and upstream.blocked_by is not None:
                 blocked = upstream.blocked_by  # name the failed root, not the skipped link
@@ -222,8 +235,9 @@ class Supervisor:
         self.attempts[tid] += 1
         self.attempts_at_tier[tid] += 1
         tier = self.s.ladder[self.tier_index[tid]]
-        self._emit(TaskStarted, task_id=tid, attempt=self.attempts[tid], tier=tier.name,
-                   model=tier.model)
+        self._emit(
+            TaskStarted, task_id=tid, attempt=self.attempts[tid], tier=tier.name, model=tier.model
+        )
 
     async def _attempt(self, tid: TaskId) -> Message:
         tier_index, attempt = self.tier_index[tid], self.attempts[tid]
@@ -236,16 +250,26 @@ class Supervisor:
                 if isinstance(outcome, LeafReport) and outcome.status == "done":
                     outcome, check_output = await self._check(request.task, outcome)
         except TimeoutError:
-            outcome = Crash(trigger="timeout", error=ErrorInfo(
-                type="TimeoutError", message=f"attempt exceeded {self.s.limits.task_timeout_s}s",
-                retryable=True))
+            outcome = Crash(
+                trigger="timeout",
+                error=ErrorInfo(
+                    type="TimeoutError",
+                    message=f"attempt exceeded {self.s.limits.task_timeout_s}s",
+                    retryable=True,
+                ),
+            )
         except BudgetExceededError as exc:
             return BudgetHit(message=str(exc))
         except ModelError as exc:
             outcome = _crash(exc)
-        return AttemptDone(task_id=tid, tier_index=tier_index, attempt=attempt, outcome=outcome,
-                           check_output=check_output,
-                           duration_ms=(time.perf_counter() - started) * 1000)
+        return AttemptDone(
+            task_id=tid,
+            tier_index=tier_index,
+            attempt=attempt,
+            outcome=outcome,
+            check_output=check_output,
+            duration_ms=(time.perf_counter() - started) * 1000,
+        )
 
     async def _check(
         self, task: TaskSpec, report: LeafReport
@@ -257,18 +281,28 @@ class Supervisor:
         )
         if result.passed:
             return report, result.output
-        return Crash(trigger="check_failed", error=ErrorInfo(
-            type="CheckFailed", message=f"acceptance check `{task.check.command}` failed:\n"
-            f"{result.output}")), None
+        return Crash(
+            trigger="check_failed",
+            error=ErrorInfo(
+                type="CheckFailed",
+                message=f"acceptance check `{task.check.command}` failed:\n{result.output}",
+            ),
+        ), None
 
     def _work_request(self, tid: TaskId, tier_index: int, attempt: int) -> WorkRequest:
         spec = self.graph.tasks[tid]
         return WorkRequest(
-            run_id=self.s.run_id, goal=self.s.goal, task=spec, tier=self.s.ladder[tier_index],
-            attempt=attempt, inputs=tuple(self._dep_output(d) for d in spec.deps),
+            run_id=self.s.run_id,
+            goal=self.s.goal,
+            task=spec,
+            tier=self.s.ladder[tier_index],
+            attempt=attempt,
+            inputs=tuple(self._dep_output(d) for d in spec.deps),
             feedback=tuple(self.feedback.get(tid, ())),
             tools=tuple(self.s.tools[n] for n in spec.tools if n in self.s.tools),
-            workdir=self.s.workdir, run_dir=self.s.run_dir, max_turns=self.s.limits.max_turns,
+            workdir=self.s.workdir,
+            run_dir=self.s.run_dir,
+            max_turns=self.s.limits.max_turns,
             approve=self.s.approve,
         )
 
@@ -312,12 +346,24 @@ class Supervisor:
         self.scheduler.attempt_finished(tid)
         tier = self.s.ladder[msg.tier_index].name
         label, detail = _describe(outcome)
-        self._emit(AttemptFinished, task_id=tid, attempt=msg.attempt, tier=tier, outcome=label,
-                   turns=getattr(outcome, "turns", 0), duration_ms=msg.duration_ms,
-                   detail=detail[:500])
+        self._emit(
+            AttemptFinished,
+            task_id=tid,
+            attempt=msg.attempt,
+            tier=tier,
+            outcome=label,
+            turns=getattr(outcome, "turns", 0),
+            duration_ms=msg.duration_ms,
+            detail=detail[:500],
+        )
         if isinstance(outcome, LeafReport) and outcome.status == "done":
-            item = ReviewItem(task=self.graph.tasks[tid], report=outcome, tier=tier,
-                              attempt=msg.attempt, check_output=msg.check_output)
+            item = ReviewItem(
+                task=self.graph.tasks[tid],
+                report=outcome,
+                tier=tier,
+                attempt=msg.attempt,
+                check_output=msg.check_output,
+            )
             if self.s.review == "none":
                 self._accept(item)
             else:
@@ -334,23 +380,37 @@ class Supervisor:
 
     def _failure(self, tid: TaskId, trigger: Trigger, detail: str, *, error: ErrorInfo) -> None:
         tier_i = self.tier_index[tid]
-        decision = self.s.policy.decide(trigger, attempts_at_tier=self.attempts_at_tier[tid],
-                                        tier_index=tier_i, ladder_len=len(self.s.ladder))
+        decision = self.s.policy.decide(
+            trigger,
+            attempts_at_tier=self.attempts_at_tier[tid],
+            tier_index=tier_i,
+            ladder_len=len(self.s.ladder),
+        )
         tier = self.s.ladder[tier_i].name
         if isinstance(decision, Retry):
-            self.feedback.setdefault(tid, []).append(f"attempt {self.attempts[tid]} ({trigger}): {detail}")
-            self._emit(TaskRetried, task_id=tid, tier=tier, attempt=self.attempts[tid],
-                       trigger=trigger, feedback=detail[:500])
+            self.feedback.setdefault(tid, []).append(
+                f"attempt {self.attempts[tid]} ({trigger}): {detail}"
+            )
+            self._emit(
+                TaskRetried,
+                task_id=tid,
+                tier=tier,
+                attempt=self.attempts[tid],
+                trigger=trigger,
+                feedback=detail[:500],
+            )
             self.scheduler.retry(tid)
         elif isinstance(decision, Escalate):
             up = self.s.ladder[decision.tier_index]
             self.feedback.setdefault(tid, []).append(
-                f"a {tier}-tier attempt failed ({trigger}): {detail}")
+                f"a {tier}-tier attempt failed ({trigger}): {detail}"
+            )
             self.escalations += 1
             self.tier_index[tid] = decision.tier_index
             self.attempts_at_tier[tid] = 0
-            self._emit(EscalationDecided, task_id=tid, trigger=trigger, from_tier=tier,
-                       to_tier=up.name)
+            self._emit(
+                EscalationDecided, task_id=tid, trigger=trigger, from_tier=tier, to_tier=up.name
+            )
             self.scheduler.retry(tid, tier=up.name)
         else:
             self._give_up(tid, trigger, decision, error)
@@ -358,10 +418,21 @@ class Supervisor:
     def _give_up(self, tid: TaskId, trigger: Trigger, decision: GiveUp, error: ErrorInfo) -> None:
         tier = self.s.ladder[self.tier_index[tid]].name
         self._emit(EscalationDecided, task_id=tid, trigger=trigger, from_tier=tier, to_tier=None)
-        self.results[tid] = Failed(task_id=tid, error=error, tier=tier, attempts=self.attempts[tid],
-                                   usage=self._gateway.ledger.by_task.get(tid) or _zero())
-        self._emit(TaskFailed, task_id=tid, tier=tier, attempts=self.attempts[tid],
-                   error_type=error.type, message=f"{error.message[:400]} ({decision.reason})")
+        self.results[tid] = Failed(
+            task_id=tid,
+            error=error,
+            tier=tier,
+            attempts=self.attempts[tid],
+            usage=self._gateway.ledger.by_task.get(tid) or _zero(),
+        )
+        self._emit(
+            TaskFailed,
+            task_id=tid,
+            tier=tier,
+            attempts=self.attempts[tid],
+            error_type=error.type,
+            message=f"{error.message[:400]} ({decision.reason})",
+        )
         for notice in self.scheduler.fail(tid):
             self._skip(notice.task_id, notice.blocked_by)
 
@@ -373,11 +444,20 @@ class Supervisor:
     def _accept(self, item: ReviewItem, feedback: str = "") -> None:
         tid = item.task.id
         self.results[tid] = Succeeded(
-            task_id=tid, summary=item.report.summary, outputs=dict(item.report.outputs),
-            tier=item.tier, attempts=self.attempts[tid],
-            usage=self._gateway.ledger.by_task.get(tid) or _zero())
-        self._emit(TaskSucceeded, task_id=tid, tier=item.tier, attempts=self.attempts[tid],
-                   summary=item.report.summary[:300])
+            task_id=tid,
+            summary=item.report.summary,
+            outputs=dict(item.report.outputs),
+            tier=item.tier,
+            attempts=self.attempts[tid],
+            usage=self._gateway.ledger.by_task.get(tid) or _zero(),
+        )
+        self._emit(
+            TaskSucceeded,
+            task_id=tid,
+            tier=item.tier,
+            attempts=self.attempts[tid],
+            summary=item.report.summary[:300],
+        )
         for ready in self.scheduler.succeed(tid):
             self._emit(TaskReady, task_id=ready)
 
@@ -388,9 +468,13 @@ class Supervisor:
         batch = self._queue.take()
         if not batch:
             return
-        request = ReviewRequest(goal=self.s.goal, plan=self.graph.plan, items=batch,
-                                model=self.s.reviewer_model,
-                                tools=self.s.tool_catalog)
+        request = ReviewRequest(
+            goal=self.s.goal,
+            plan=self.graph.plan,
+            items=batch,
+            model=self.s.reviewer_model,
+            tools=self.s.tool_catalog,
+        )
 
         async def review(post: Callable[[Message], None]) -> Message:
             try:
@@ -408,15 +492,21 @@ class Supervisor:
         self._queue.done()
         for item, verdict in match_verdicts(msg.items, msg.verdicts):
             tid = item.task.id
-            feedback = verdict.feedback if msg.error is None else f"reviewer unavailable: {msg.error}"
+            feedback = (
+                verdict.feedback if msg.error is None else f"reviewer unavailable: {msg.error}"
+            )
             self._emit(ReviewDecided, task_id=tid, verdict=verdict.kind, feedback=feedback[:500])
             if verdict.kind == "accept":
                 self._accept(item, feedback)
             elif verdict.kind == "replan" and self.replans < self.s.limits.max_replans:
                 self._replan(item, verdict)
             elif verdict.kind == "escalate":
-                self._failure(tid, "review_escalate", verdict.feedback,
-                              error=ErrorInfo(type="ReviewEscalated", message=verdict.feedback))
+                self._failure(
+                    tid,
+                    "review_escalate",
+                    verdict.feedback,
+                    error=ErrorInfo(type="ReviewEscalated", message=verdict.feedback),
+                )
             else:
                 self._rejected(tid, verdict.feedback)
 
@@ -424,16 +514,22 @@ class Supervisor:
         self.rejections[tid] = self.rejections.get(tid, 0) + 1
         error = ErrorInfo(type="ReviewRejected", message=feedback)
         if self.rejections[tid] > self.s.limits.max_reviews_per_task:
-            self._give_up(tid, "review_rejected", GiveUp(reason="too many review rejections"), error)
+            self._give_up(
+                tid, "review_rejected", GiveUp(reason="too many review rejections"), error
+            )
             return
         self._failure(tid, "review_rejected", f"reviewer: {feedback}", error=error)
 
     def _replan(self, item: ReviewItem, verdict: ReplanTask) -> None:
         tid = item.task.id
         try:
-            graph = replan(self.graph, replace=None if verdict.keep else tid, add=verdict.new_tasks,
-                           known_tools=self.s.tools.keys(),
-                           known_tiers=[t.name for t in self.s.ladder])
+            graph = replan(
+                self.graph,
+                replace=None if verdict.keep else tid,
+                add=verdict.new_tasks,
+                known_tools=self.s.tools.keys(),
+                known_tiers=[t.name for t in self.s.ladder],
+            )
         except PlanValidationError as exc:
             self._rejected(tid, f"{verdict.feedback} (the proposed replan was invalid: {exc})")
             return
@@ -464,8 +560,12 @@ class Supervisor:
                     self._buffer.remove(pending)
                     progress = True
                     try:
-                        self.graph = extend_graph(self.graph, pending, known_tools=self.s.tools.keys(),
-                                                  known_tiers=[t.name for t in self.s.ladder])
+                        self.graph = extend_graph(
+                            self.graph,
+                            pending,
+                            known_tools=self.s.tools.keys(),
+                            known_tiers=[t.name for t in self.s.ladder],
+                        )
                     except PlanValidationError:
                         continue  # the final plan's validation reports it
                     self._add_tasks([pending.id], {})
@@ -476,8 +576,11 @@ class Supervisor:
             self.dispatcher.stop()
             return
         try:
-            graph = validate_plan(msg.plan, known_tools=self.s.tools.keys(),
-                                  known_tiers=[t.name for t in self.s.ladder])
+            graph = validate_plan(
+                msg.plan,
+                known_tools=self.s.tools.keys(),
+                known_tiers=[t.name for t in self.s.ladder],
+            )
         except PlanValidationError as exc:
             self.stream_error, self.rejected_plan = str(exc), msg.plan
             self.dispatcher.stop()
@@ -511,14 +614,19 @@ def _zero() -> Usage:
 
 def _crash(exc: ModelError) -> Crash:
     if isinstance(exc, ModelTimeoutError):
-        return Crash(trigger="timeout", error=ErrorInfo(type=type(exc).__name__, message=str(exc),
-                                                        retryable=True))
+        return Crash(
+            trigger="timeout",
+            error=ErrorInfo(type=type(exc).__name__, message=str(exc), retryable=True),
+        )
     if isinstance(exc, ModelBehaviorError):
-        return Crash(trigger="invalid_output", error=ErrorInfo(type=type(exc).__name__,
-                                                               message=str(exc)))
+        return Crash(
+            trigger="invalid_output", error=ErrorInfo(type=type(exc).__name__, message=str(exc))
+        )
     retryable = isinstance(exc, ModelAPIError) and exc.retryable
-    return Crash(trigger="api_error" if retryable else "fatal_error",
-                 error=ErrorInfo(type=type(exc).__name__, message=str(exc), retryable=retryable))
+    return Crash(
+        trigger="api_error" if retryable else "fatal_error",
+        error=ErrorInfo(type=type(exc).__name__, message=str(exc), retryable=retryable),
+    )
 
 
 def _describe(outcome: WorkOutcome | Crash) -> tuple[str, str]:

@@ -119,10 +119,14 @@ class ScriptedModel:
         yield ReplyDone(reply=reply)
 
     def _pop(self, request: ModelRequest) -> tuple[str, Step]:
-        keys = [request.role] if request.task_id is None else [
-            f"{request.role}:{request.task_id}",
-            request.role,
-        ]
+        keys = (
+            [request.role]
+            if request.task_id is None
+            else [
+                f"{request.role}:{request.task_id}",
+                request.role,
+            ]
+        )
         for key in keys:
             queue = self._queues.get(key)
             if queue:
@@ -175,9 +179,13 @@ def _finish(reply: ModelReply, request: ModelRequest) -> ModelReply:
     )
 
 
-def tool_call(name: str, arguments: Mapping[str, object] | None = None, *, call_id: str = "") -> ModelReply:
+def tool_call(
+    name: str, arguments: Mapping[str, object] | None = None, *, call_id: str = ""
+) -> ModelReply:
     """A reply that calls one function tool."""
-    call = ToolCall(call_id=call_id or f"call_{name}", name=name, arguments=json.dumps(arguments or {}))
+    call = ToolCall(
+        call_id=call_id or f"call_{name}", name=name, arguments=json.dumps(arguments or {})
+    )
     return ModelReply(tool_calls=(call,), finish_reason="tool_calls")
 
 

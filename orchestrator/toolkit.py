@@ -1,4 +1,4 @@
-"""The tool seam: the `Tool` Protocol the executor calls, its context, its output and the two tool signals."""
+"""The tool seam: the `Tool` Protocol, its context and output, and the two tool signals."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ class ToolOutput:
 
 @runtime_checkable
 class Tool(Protocol):
-    """Something an executor can call. Built explicitly and passed in; the core never imports tools/."""
+    """Something an executor can call; built by the app and passed in."""
 
     @property
     def name(self) -> str: ...
@@ -88,7 +88,7 @@ class CheckOutcome:
 
     passed: bool
     output: str
-    """Combined, capped stdout/stderr and the exit status, for the reviewer or the retry feedback."""
+    """Capped stdout/stderr and the exit status, for the reviewer or the retry feedback."""
 
 
 CheckRunner = Callable[[str, Path, float, Path], Awaitable[CheckOutcome]]

@@ -24,10 +24,23 @@ LADDER = (
 )
 
 
-def task(tid: str, *deps: str, tools: Iterable[str] = (), check: str | None = None,
-         tier: str | None = None) -> TaskOut:
-    return TaskOut(id=tid, instruction=f"do {tid}", deps=list(deps), tools=list(tools),
-                   produces=f"{tid} result", check_command=check, tier=tier, est_seconds=None)
+def task(
+    tid: str,
+    *deps: str,
+    tools: Iterable[str] = (),
+    check: str | None = None,
+    tier: str | None = None,
+) -> TaskOut:
+    return TaskOut(
+        id=tid,
+        instruction=f"do {tid}",
+        deps=list(deps),
+        tools=list(tools),
+        produces=f"{tid} result",
+        check_command=check,
+        tier=tier,
+        est_seconds=None,
+    )
 
 
 def plan(*tasks: TaskOut) -> PlanOut:
@@ -35,15 +48,23 @@ def plan(*tasks: TaskOut) -> PlanOut:
 
 
 def leaf(summary: str = "ok", status: str = "done", **outputs: str) -> LeafReportOut:
-    return LeafReportOut(status=status, summary=summary,  # type: ignore[arg-type]
-                         outputs=[OutputItem(name=k, value=v) for k, v in outputs.items()],
-                         confidence=0.9)
+    return LeafReportOut(
+        status=status,
+        summary=summary,  # type: ignore[arg-type]
+        outputs=[OutputItem(name=k, value=v) for k, v in outputs.items()],
+        confidence=0.9,
+    )
 
 
-def verdict(task_id: str, kind: str, feedback: str = "",
-            new_tasks: list[TaskOut] | None = None) -> VerdictOut:
-    return VerdictOut(task_id=task_id, verdict=kind, feedback=feedback,  # type: ignore[arg-type]
-                      new_tasks=new_tasks)
+def verdict(
+    task_id: str, kind: str, feedback: str = "", new_tasks: list[TaskOut] | None = None
+) -> VerdictOut:
+    return VerdictOut(
+        task_id=task_id,
+        verdict=kind,
+        feedback=feedback,  # type: ignore[arg-type]
+        new_tasks=new_tasks,
+    )
 
 
 def accept_all(request: ModelRequest) -> ModelReply:
@@ -55,8 +76,9 @@ def answer(request: ModelRequest) -> ModelReply:
     return ModelReply(text="final answer")
 
 
-def tool_then_leaf(tool: str, args: dict[str, object] | None = None,
-                   summary: str = "ok") -> Callable[[ModelRequest], ModelReply]:
+def tool_then_leaf(
+    tool: str, args: dict[str, object] | None = None, summary: str = "ok"
+) -> Callable[[ModelRequest], ModelReply]:
     """A worker responder: call `tool` on the first turn, report after a tool result arrives."""
 
     def respond(request: ModelRequest) -> ModelReply:
@@ -67,9 +89,16 @@ def tool_then_leaf(tool: str, args: dict[str, object] | None = None,
     return respond
 
 
-def engine(model: ScriptedModel, tmp_path: Path, *, tools: Iterable[Tool] = (),
-           sinks: Iterable[EventSink] = (), limits: Limits | None = None,
-           check_runner: CheckRunner | None = None, review: str = "all") -> Engine:
+def engine(
+    model: ScriptedModel,
+    tmp_path: Path,
+    *,
+    tools: Iterable[Tool] = (),
+    sinks: Iterable[EventSink] = (),
+    limits: Limits | None = None,
+    check_runner: CheckRunner | None = None,
+    review: str = "all",
+) -> Engine:
     return Engine(
         model,
         planner=DagPlanner(),
@@ -77,8 +106,12 @@ def engine(model: ScriptedModel, tmp_path: Path, *, tools: Iterable[Tool] = (),
         reviewer=BatchReviewer(),
         synthesizer=AnswerSynthesizer(),
         tools=tuple(tools),
-        config=EngineConfig(ladder=LADDER, limits=limits or Limits(max_parallel=8),
-                            run_root=tmp_path / "runs", review=review),  # type: ignore[arg-type]
+        config=EngineConfig(
+            ladder=LADDER,
+            limits=limits or Limits(max_parallel=8),
+            run_root=tmp_path / "runs",
+            review=review,
+        ),  # type: ignore[arg-type]
         sinks=tuple(sinks),
         check_runner=check_runner,
     )

@@ -26,8 +26,9 @@ from orchestrator.escalation import Decision, Escalate, EscalationPolicy, GiveUp
     ids=lambda v: str(v) if not isinstance(v, Retry | Escalate | GiveUp) else v.kind,
 )
 def test_policy_decide(trigger: Trigger, attempts: int, tier: int, expected: Decision) -> None:
-    decision = EscalationPolicy().decide(trigger, attempts_at_tier=attempts, tier_index=tier,
-                                         ladder_len=3)
+    decision = EscalationPolicy().decide(
+        trigger, attempts_at_tier=attempts, tier_index=tier, ladder_len=3
+    )
     assert decision == expected
 
 

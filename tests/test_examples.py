@@ -14,7 +14,10 @@ from .helpers import accept_all, leaf, plan, task
 
 
 async def test_examples_word_counts_runs_the_whole_loop(
-    scripted: ScriptedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    scripted: ScriptedModel,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from examples import word_counts
 
@@ -24,7 +27,9 @@ async def test_examples_word_counts_runs_the_whole_loop(
     def worker(request: ModelRequest) -> ModelReply:
         results = [m for m in request.messages if m.role == "tool"]
         if results:
-            return ModelReply(text=leaf(f"{results[0].content} words", count=results[0].content).model_dump_json())  # type: ignore[union-attr]
+            return ModelReply(
+                text=leaf(f"{results[0].content} words", count=results[0].content).model_dump_json()
+            )  # type: ignore[union-attr]
         index = int(str(request.task_id)[-1]) - 1
         return tool_call("word_count", {"text": word_counts.SENTENCES[index]}, call_id=f"c{index}")
 
@@ -47,8 +52,14 @@ async def test_examples_summarise_markdown_runs(
     monkeypatch.chdir(tmp_path)
     (tmp_path / "a.md").write_text("# A\nshort\n")
     (tmp_path / "b.md").write_text("# B\nmuch longer text here\n")
-    scripted.script("planner", plan(task("read_a", tools=["read_file"]), task("read_b", tools=["read_file"]),
-                                    task("compare", "read_a", "read_b", tools=["word_count"])))
+    scripted.script(
+        "planner",
+        plan(
+            task("read_a", tools=["read_file"]),
+            task("read_b", tools=["read_file"]),
+            task("compare", "read_a", "read_b", tools=["word_count"]),
+        ),
+    )
 
     def worker(request: ModelRequest) -> ModelReply:
         if any(m.role == "tool" for m in request.messages):

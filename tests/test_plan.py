@@ -7,10 +7,21 @@ from orchestrator.models import Plan, TaskId, TaskSpec
 from orchestrator.plan import replan, validate_plan
 
 
-def t(tid: str, *deps: str, tools: tuple[str, ...] = (), est: float | None = None,
-      tier: str | None = None) -> TaskSpec:
-    return TaskSpec(id=TaskId(tid), instruction=f"do {tid}", deps=tuple(TaskId(d) for d in deps),
-                    tools=tools, est_latency_s=est, tier_hint=tier)
+def t(
+    tid: str,
+    *deps: str,
+    tools: tuple[str, ...] = (),
+    est: float | None = None,
+    tier: str | None = None,
+) -> TaskSpec:
+    return TaskSpec(
+        id=TaskId(tid),
+        instruction=f"do {tid}",
+        deps=tuple(TaskId(d) for d in deps),
+        tools=tools,
+        est_latency_s=est,
+        tier_hint=tier,
+    )
 
 
 def plan(*tasks: TaskSpec) -> Plan:
@@ -30,10 +41,21 @@ def plan(*tasks: TaskSpec) -> Plan:
         ((TaskSpec(id=TaskId(" "), instruction="x"),), "non-empty id", (" ",)),
         ((TaskSpec(id=TaskId("a"), instruction="  "),), "without an instruction", ("a",)),
     ],
-    ids=["empty", "duplicate", "unknown-dep", "self-dep", "cycle", "unknown-tool", "unknown-tier",
-         "blank-id", "blank-instruction"],
+    ids=[
+        "empty",
+        "duplicate",
+        "unknown-dep",
+        "self-dep",
+        "cycle",
+        "unknown-tool",
+        "unknown-tier",
+        "blank-id",
+        "blank-instruction",
+    ],
 )
-def test_validate_plan_rejects(tasks: tuple[TaskSpec, ...], message: str, ids: tuple[str, ...]) -> None:
+def test_validate_plan_rejects(
+    tasks: tuple[TaskSpec, ...], message: str, ids: tuple[str, ...]
+) -> None:
     with pytest.raises(PlanValidationError, match=message) as info:
         validate_plan(plan(*tasks), known_tools={"word_count"}, known_tiers={"mini", "base"})
     assert sorted(info.value.task_ids) == sorted(ids)
@@ -46,7 +68,9 @@ def test_validate_plan_cycle_names_the_cycle() -> None:
 
 
 def test_validate_plan_orders_and_ranks_by_longest_remaining_path() -> None:
-    graph = validate_plan(plan(t("a", est=1), t("b", "a", est=5), t("c", "a", est=1), t("d", "c", est=1)))
+    graph = validate_plan(
+        plan(t("a", est=1), t("b", "a", est=5), t("c", "a", est=1), t("d", "c", est=1))
+    )
     assert graph.order.index(TaskId("a")) < graph.order.index(TaskId("b"))
     assert graph.priority[TaskId("a")] == 6
     assert graph.priority[TaskId("b")] == 5

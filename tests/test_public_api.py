@@ -6,8 +6,15 @@ import orchestrator
 
 
 def test_public_api_all_is_sorted_and_complete() -> None:
-    assert list(orchestrator.__all__) == sorted(orchestrator.__all__)
-    exported = {n for n in dir(orchestrator) if not n.startswith("_") and n[0].isupper() or n in ("tool", "default_tools")}
+    def isort_key(name: str) -> tuple[int, str]:  # ruff RUF022: CONSTANTS, Classes, functions
+        return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
+
+    assert list(orchestrator.__all__) == sorted(orchestrator.__all__, key=isort_key)
+    exported = {
+        n
+        for n in dir(orchestrator)
+        if (not n.startswith("_") and n[0].isupper()) or n in ("tool", "default_tools")
+    }
     exported -= {m for m in exported if isinstance(getattr(orchestrator, m), type(orchestrator))}
     assert exported <= set(orchestrator.__all__)
     for name in orchestrator.__all__:

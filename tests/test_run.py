@@ -8,6 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from orchestrator.agents.reviewer import ReviewOut
 from orchestrator.errors import ModelAPIError, PlanValidationError
 from orchestrator.events import EscalationDecided, TaskStarted
 from orchestrator.llm import ModelReply, ModelRequest
@@ -17,14 +18,15 @@ from orchestrator.toolkit import CheckOutcome
 from orchestrator.tools.base import tool
 
 from .helpers import accept_all, answer, engine, leaf, plan, task, tool_then_leaf, verdict
-from orchestrator.agents.reviewer import ReviewOut
 
 
 def standard(model: ScriptedModel) -> ScriptedModel:
     return model.respond("reviewer", accept_all).respond("synthesizer", answer)
 
 
-async def test_run_fans_out_concurrently(scripted: ScriptedModel, sink: RecordingSink, tmp_path: Path) -> None:
+async def test_run_fans_out_concurrently(
+    scripted: ScriptedModel, sink: RecordingSink, tmp_path: Path
+) -> None:
     """Four leaves all sit inside their tool at once: only a concurrent executor gets past the barrier."""
     inside = 0
     all_in = anyio.Event()
@@ -68,7 +70,9 @@ async def test_run_starts_dependent_while_unrelated_sibling_runs(
         release.set()
         return "freed"
 
-    scripted.script("planner", plan(task("slow", tools=["hold"]), task("a"), task("b", "a", tools=["free"])))
+    scripted.script(
+        "planner", plan(task("slow", tools=["hold"]), task("a"), task("b", "a", tools=["free"]))
+    )
     scripted.script("worker", tool_then_leaf("hold"), tool_then_leaf("hold"), task="slow")
     scripted.script("worker", leaf("a done"), task="a")
     scripted.script("worker", tool_then_leaf("free"), tool_then_leaf("free"), task="b")
@@ -116,8 +120,19 @@ async def test_run_replans_mid_run_while_unrelated_branch_runs(
     scripted.script("worker", leaf("b1 ok"), task="b1")
     scripted.script("worker", tool_then_leaf("free"), tool_then_leaf("free"), task="b2")
     scripted.script("worker", leaf("d ok"), task="d")
-    scripted.script("reviewer", ReviewOut(verdicts=[verdict(
-        "b", "replan", "split it", new_tasks=[task("b1"), task("b2", "b1", tools=["free"])])]))
+    scripted.script(
+        "reviewer",
+        ReviewOut(
+            verdicts=[
+                verdict(
+                    "b",
+                    "replan",
+                    "split it",
+                    new_tasks=[task("b1"), task("b2", "b1", tools=["free"])],
+                )
+            ]
+        ),
+    )
     standard(scripted)
     with anyio.fail_after(5):
         result = await engine(scripted, tmp_path, tools=[hold, free], sinks=[sink]).run("g")
@@ -125,7 +140,9 @@ async def test_run_replans_mid_run_while_unrelated_branch_runs(
     assert result.replans == 1
     assert TaskId("b") not in result.results
     assert set(result.results) == {"b1", "b2", "c", "d"}
-    assert result.plan is not None and set(next(t for t in result.plan.tasks if t.id == "d").deps) == {"b2"}
+    assert result.plan is not None and set(
+        next(t for t in result.plan.tasks if t.id == "d").deps
+    ) == {"b2"}
     kinds = [(e.kind, getattr(e, "task_id", None)) for e in sink.events]
     assert kinds.index(("graph_replanned", None)) < kinds.index(("task_succeeded", "c"))
 
@@ -134,13 +151,22 @@ async def test_run_escalates_mini_to_base_to_frontier(
     scripted: ScriptedModel, sink: RecordingSink, tmp_path: Path
 ) -> None:
     scripted.script("planner", plan(task("a")))
-    scripted.script("worker", leaf("unclear", status="ambiguous"), leaf("still unclear", status="ambiguous"),
-                    leaf("solved"), task="a")
+    scripted.script(
+        "worker",
+        leaf("unclear", status="ambiguous"),
+        leaf("still unclear", status="ambiguous"),
+        leaf("solved"),
+        task="a",
+    )
     standard(scripted)
     result = await engine(scripted, tmp_path, sinks=[sink]).run("g")
     models = [r.model for r in scripted.calls_for("worker", "a")]
     assert models == ["gpt-5.4-mini", "gpt-5.4", "gpt-5.5"]
-    ups = [(e.from_tier, e.to_tier) for e in sink.of("escalation_decided") if isinstance(e, EscalationDecided)]
+    ups = [
+        (e.from_tier, e.to_tier)
+        for e in sink.of("escalation_decided")
+        if isinstance(e, EscalationDecided)
+    ]
     assert ups == [("mini", "base"), ("base", "frontier")]
     assert result.escalations == 2
     assert result.escalation_rate == 2.0
@@ -150,8 +176,12 @@ async def test_run_escalates_mini_to_base_to_frontier(
     assert isinstance(succeeded, Succeeded) and succeeded.tier == "frontier"
 
 
-async def test_run_repairs_a_cyclic_plan(scripted: ScriptedModel, sink: RecordingSink, tmp_path: Path) -> None:
-    scripted.script("planner", plan(task("a", "b"), task("b", "a")), plan(task("a"), task("b", "a")))
+async def test_run_repairs_a_cyclic_plan(
+    scripted: ScriptedModel, sink: RecordingSink, tmp_path: Path
+) -> None:
+    scripted.script(
+        "planner", plan(task("a", "b"), task("b", "a")), plan(task("a"), task("b", "a"))
+    )
     scripted.respond("worker", lambda r: ModelReply(text=leaf().model_dump_json()))
     standard(scripted)
     result = await engine(scripted, tmp_path, sinks=[sink]).run("g")
@@ -161,7 +191,9 @@ async def test_run_repairs_a_cyclic_plan(scripted: ScriptedModel, sink: Recordin
     assert sink.kinds().count("plan_rejected") == 1
 
 
-async def test_run_gives_up_on_plans_that_stay_invalid(scripted: ScriptedModel, tmp_path: Path) -> None:
+async def test_run_gives_up_on_plans_that_stay_invalid(
+    scripted: ScriptedModel, tmp_path: Path
+) -> None:
     bad = plan(task("a", "ghost"))
     scripted.script("planner", bad, bad, bad)
     with pytest.raises(PlanValidationError, match="ghost") as info:
@@ -171,9 +203,13 @@ async def test_run_gives_up_on_plans_that_stay_invalid(scripted: ScriptedModel, 
     assert len(runs) == 1 and json.loads(runs[0].read_text())["status"] == "failed"
 
 
-async def test_run_skips_dependents_of_a_failed_task(scripted: ScriptedModel, sink: RecordingSink, tmp_path: Path) -> None:
+async def test_run_skips_dependents_of_a_failed_task(
+    scripted: ScriptedModel, sink: RecordingSink, tmp_path: Path
+) -> None:
     scripted.script("planner", plan(task("a"), task("b", "a"), task("c", "b"), task("x")))
-    scripted.script("worker", ModelAPIError("bad request", status_code=400, retryable=False), task="a")
+    scripted.script(
+        "worker", ModelAPIError("bad request", status_code=400, retryable=False), task="a"
+    )
     scripted.script("worker", leaf("x ok"), task="x")
     standard(scripted)
     result = await engine(scripted, tmp_path, sinks=[sink]).run("g")
@@ -185,7 +221,9 @@ async def test_run_skips_dependents_of_a_failed_task(scripted: ScriptedModel, si
     assert isinstance(result.results[TaskId("x")], Succeeded)
 
 
-async def test_run_retries_transient_api_errors_then_escalates(scripted: ScriptedModel, tmp_path: Path) -> None:
+async def test_run_retries_transient_api_errors_then_escalates(
+    scripted: ScriptedModel, tmp_path: Path
+) -> None:
     err = ModelAPIError("overloaded", status_code=503, retryable=True)
     scripted.script("planner", plan(task("a")))
     scripted.script("worker", err, err, leaf("ok on base"), task="a")
@@ -207,16 +245,20 @@ async def test_run_cancel_stops_cleanly_with_partial_result(
         await anyio.sleep_forever()
         return "unreachable"
 
-    scripted.script("planner", plan(task("done"), task("stuck", tools=["forever"]), task("after", "stuck")))
+    scripted.script(
+        "planner", plan(task("done"), task("stuck", tools=["forever"]), task("after", "stuck"))
+    )
     scripted.script("worker", leaf("fine"), task="done")
     scripted.script("worker", tool_call("forever"), task="stuck")
     standard(scripted)
     eng = engine(scripted, tmp_path, tools=[forever], sinks=[sink])
     async with anyio.create_task_group() as tg:
+
         async def cancel_when_stuck() -> None:
             await entered.wait()
             await anyio.wait_all_tasks_blocked()
             eng.cancel()
+
         tg.start_soon(cancel_when_stuck)
         with anyio.fail_after(5):
             result = await eng.run("g")
@@ -228,9 +270,13 @@ async def test_run_cancel_stops_cleanly_with_partial_result(
     assert sink.kinds()[-1] == "run_finished"
 
 
-async def test_run_check_failure_feeds_back_and_retries(scripted: ScriptedModel, tmp_path: Path) -> None:
-    outcomes = [CheckOutcome(passed=False, output="exit code 1\nassert 2 == 3"),
-                CheckOutcome(passed=True, output="exit code 0")]
+async def test_run_check_failure_feeds_back_and_retries(
+    scripted: ScriptedModel, tmp_path: Path
+) -> None:
+    outcomes = [
+        CheckOutcome(passed=False, output="exit code 1\nassert 2 == 3"),
+        CheckOutcome(passed=True, output="exit code 0"),
+    ]
 
     async def check(command: str, workdir: Path, timeout_s: float, run_dir: Path) -> CheckOutcome:
         assert command == "pytest -q"
@@ -245,7 +291,9 @@ async def test_run_check_failure_feeds_back_and_retries(scripted: ScriptedModel,
     assert "assert 2 == 3" in retry.messages[1].content  # type: ignore[union-attr]
 
 
-async def test_run_tool_errors_and_unknown_tools_go_back_to_the_model(scripted: ScriptedModel, tmp_path: Path) -> None:
+async def test_run_tool_errors_and_unknown_tools_go_back_to_the_model(
+    scripted: ScriptedModel, tmp_path: Path
+) -> None:
     @tool
     def explode() -> str:
         """Always raises."""
@@ -255,7 +303,7 @@ async def test_run_tool_errors_and_unknown_tools_go_back_to_the_model(scripted: 
 
     def worker(request: ModelRequest) -> ModelReply:
         tool_msgs = [m for m in request.messages if m.role == "tool"]
-        seen.extend(m.content for m in tool_msgs[len(seen):])  # type: ignore[union-attr]
+        seen.extend(m.content for m in tool_msgs[len(seen) :])  # type: ignore[union-attr]
         if not tool_msgs:
             return tool_call("explode", call_id="c1")
         if len(tool_msgs) == 1:
@@ -271,12 +319,21 @@ async def test_run_tool_errors_and_unknown_tools_go_back_to_the_model(scripted: 
     assert "unknown tool 'no_such_tool'" in seen[1]
 
 
-async def test_run_accounts_tokens_and_cost_per_tier(scripted: ScriptedModel, tmp_path: Path) -> None:
+async def test_run_accounts_tokens_and_cost_per_tier(
+    scripted: ScriptedModel, tmp_path: Path
+) -> None:
     from orchestrator.models import TokenUsage
 
     def worker(request: ModelRequest) -> ModelReply:
-        return ModelReply(text=leaf().model_dump_json(), usage=TokenUsage(
-            input_tokens=1_000_000, cached_input_tokens=400_000, output_tokens=100_000, requests=1))
+        return ModelReply(
+            text=leaf().model_dump_json(),
+            usage=TokenUsage(
+                input_tokens=1_000_000,
+                cached_input_tokens=400_000,
+                output_tokens=100_000,
+                requests=1,
+            ),
+        )
 
     scripted.script("planner", plan(task("a")))
     scripted.respond("worker", worker)
@@ -286,7 +343,10 @@ async def test_run_accounts_tokens_and_cost_per_tier(scripted: ScriptedModel, tm
     # 600k uncached * 0.75 + 400k cached * 0.075 + 100k out * 4.50, per 1M tokens
     assert mini.usage.cost_usd == pytest.approx(0.45 + 0.03 + 0.45)
     assert "gpt-5.5" in result.usage.unpriced_models
-    events = [json.loads(line) for line in Path(result.run_dir or "", "events.jsonl").read_text().splitlines()]
+    events = [
+        json.loads(line)
+        for line in Path(result.run_dir or "", "events.jsonl").read_text().splitlines()
+    ]
     assert events[0]["kind"] == "run_started" and events[-1]["kind"] == "run_finished"
     assert any(e["kind"] == "model_called" and e["tokens_cached"] == 400_000 for e in events)
 
@@ -300,7 +360,9 @@ async def test_run_budget_stops_new_work(scripted: ScriptedModel, tmp_path: Path
     assert isinstance(result.results[TaskId("b")], Skipped)
 
 
-async def test_run_started_events_carry_tier_and_model(scripted: ScriptedModel, sink: RecordingSink, tmp_path: Path) -> None:
+async def test_run_started_events_carry_tier_and_model(
+    scripted: ScriptedModel, sink: RecordingSink, tmp_path: Path
+) -> None:
     scripted.script("planner", plan(task("a", tier="base")))
     scripted.respond("worker", lambda r: ModelReply(text=leaf().model_dump_json()))
     standard(scripted)
@@ -323,7 +385,14 @@ async def test_run_dispatches_streamed_tasks_before_the_plan_is_written(
 
     scripted.script("planner", plan(task("a", tools=["mark"]), task("b"), task("c", "a")))
     scripted.pause_stream("planner", '"id":"b"', started)
-    scripted.respond("worker", lambda r: tool_then_leaf("mark")(r) if r.task_id == "a" else ModelReply(text=leaf().model_dump_json()))
+    scripted.respond(
+        "worker",
+        lambda r: (
+            tool_then_leaf("mark")(r)
+            if r.task_id == "a"
+            else ModelReply(text=leaf().model_dump_json())
+        ),
+    )
     standard(scripted)
     with anyio.fail_after(5):
         result = await engine(scripted, tmp_path, tools=[mark], sinks=[sink]).run("g")

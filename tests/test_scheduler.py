@@ -131,7 +131,9 @@ def _descendants(n: int, deps: list[list[int]], roots: set[int]) -> set[int]:
 
 @given(dags(), st.randoms(use_true_random=False))
 @settings(max_examples=150, deadline=None)
-def test_scheduler_random_dags(dag: tuple[int, list[list[int]], set[int], int], rnd: random.Random) -> None:
+def test_scheduler_random_dags(
+    dag: tuple[int, list[list[int]], set[int], int], rnd: random.Random
+) -> None:
     """Every task runs at most once, never before its deps, never above the cap; failures skip exactly their descendants."""
     n, deps, failing, cap = dag
     s = Scheduler(max_parallel=cap)

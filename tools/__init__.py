@@ -1,4 +1,4 @@
-"""Executor tools: `@tool` function tools, a registry with entry-point plugins, apply_patch, shell, files.
+"""Executor tools: `@tool` functions, a plugin registry, apply_patch, shell and file tools.
 
 Installed as `orchestrator.tools`; the engine never imports this package, the app wires it in.
 """

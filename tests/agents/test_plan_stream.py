@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import anyio
 import pytest
-from orchestrator.agents.plan_stream import TaskStreamParser
-from orchestrator.agents.planner import DagPlanner
 from pydantic import BaseModel
 
+from orchestrator.agents.plan_stream import TaskStreamParser
+from orchestrator.agents.planner import DagPlanner
 from orchestrator.errors import ModelBehaviorError
 from orchestrator.llm import (
     ModelCapabilities,

@@ -4,9 +4,9 @@ import json
 from collections.abc import Iterator
 
 import pytest
+
 from orchestrator.agents.planner import CACHE_KEY, PLANNER_PROMPT, DagPlanner, PlanOut
 from orchestrator.agents.schemas import render_plan
-
 from orchestrator.errors import ModelBehaviorError
 from orchestrator.llm import SystemMessage, ToolDefinition, UserMessage
 from orchestrator.models import AcceptanceCheck, Plan, TaskId, TaskSpec

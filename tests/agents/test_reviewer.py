@@ -4,6 +4,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
+
 from orchestrator.agents.reviewer import (
     CACHE_KEY,
     DEFAULT_RETRY_FEEDBACK,
@@ -12,7 +13,6 @@ from orchestrator.agents.reviewer import (
     ReviewOut,
 )
 from orchestrator.agents.schemas import render_tasks
-
 from orchestrator.errors import ModelBehaviorError
 from orchestrator.llm import ModelReply, SystemMessage, ToolDefinition, UserMessage
 from orchestrator.models import AcceptanceCheck, Plan, TaskId, TaskSpec

@@ -4,6 +4,8 @@ import json
 from typing import cast
 
 import pytest
+from pydantic import BaseModel
+
 from orchestrator.agents.planner import PlanOut
 from orchestrator.agents.reviewer import ReviewOut
 from orchestrator.agents.schemas import (
@@ -13,8 +15,6 @@ from orchestrator.agents.schemas import (
     to_task_out,
     to_task_spec,
 )
-from pydantic import BaseModel
-
 from orchestrator.errors import ModelBehaviorError
 from orchestrator.llm import JSONValue, ModelReply, ToolDefinition
 from orchestrator.models import AcceptanceCheck, TaskId, TaskSpec

@@ -3,8 +3,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from orchestrator.agents.synthesizer import CACHE_KEY, SYNTHESIZER_PROMPT, AnswerSynthesizer
 
+from orchestrator.agents.synthesizer import CACHE_KEY, SYNTHESIZER_PROMPT, AnswerSynthesizer
 from orchestrator.errors import ModelBehaviorError
 from orchestrator.llm import SystemMessage, UserMessage
 from orchestrator.models import Plan, TaskId, TaskSpec

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from orchestrator.tools.apply_patch import apply_patch
-from orchestrator.tools.v4a import apply_diff
 
 from orchestrator.errors import PatchError
+from orchestrator.tools.apply_patch import apply_patch
+from orchestrator.tools.v4a import apply_diff
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 CONFORMANCE = SHARED / "conformance" / "apply_patch"

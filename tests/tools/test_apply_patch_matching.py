@@ -6,13 +6,13 @@ import re
 from pathlib import Path
 
 import pytest
+
+from orchestrator.errors import PatchError
 from orchestrator.tools.apply_patch import apply_patch
 from orchestrator.tools.patch_match import WHITE_SPACE, LineIndex
 from orchestrator.tools.patch_parser import UpdateFile, parse_patch
 from orchestrator.tools.patch_update import split_lines, update_text
 from orchestrator.tools.v4a import apply_diff
-
-from orchestrator.errors import PatchError
 
 TWO_CLASSES = (
     "class A:\n    def f(self):\n        return 1\n\nclass B:\n    def f(self):\n        return 1\n"

@@ -6,11 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+
+from orchestrator.errors import PatchError, PathEscapeError, ToolError
 from orchestrator.tools import patch_commit
 from orchestrator.tools.apply_patch import apply_operations, apply_patch
 from orchestrator.tools.patch_commit import Change, commit, snapshot
-
-from orchestrator.errors import PatchError, PathEscapeError, ToolError
 
 
 def envelope(*lines: str) -> str:

@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from orchestrator.tools.apply_patch import ApplyPatchTool, apply_operations
 
 from orchestrator.errors import PatchError
 from orchestrator.llm import ToolCall
 from orchestrator.models import RunId, TaskId
 from orchestrator.toolkit import ApprovalRequest, Tool, ToolContext, ToolFailed
+from orchestrator.tools.apply_patch import ApplyPatchTool, apply_operations
 
 PATCH = "*** Begin Patch\n*** Update File: notes.txt\n@@\n-one\n+ONE\n*** End Patch\n"
 

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from orchestrator.tools import files
-from orchestrator.tools.files import file_tools, list_dir, read_file, search_text
 
 from orchestrator.llm import ToolCall
 from orchestrator.models import RunId, TaskId
 from orchestrator.toolkit import Tool, ToolContext, ToolOutput
+from orchestrator.tools import files
+from orchestrator.tools.files import file_tools, list_dir, read_file, search_text
 
 
 @pytest.fixture

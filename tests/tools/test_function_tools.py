@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 import anyio
 import pytest
-from orchestrator.tools.base import FunctionTool, tool
 from pydantic import BaseModel, Field
 
 from orchestrator.errors import ToolError
@@ -27,6 +26,7 @@ from orchestrator.toolkit import (
     ToolOutput,
     ToolRetry,
 )
+from orchestrator.tools.base import FunctionTool, tool
 
 
 def make_ctx(tmp_path: Path, approve: ApprovalCallback | None = None) -> ToolContext:

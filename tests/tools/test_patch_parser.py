@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+
+from orchestrator.errors import PatchError
 from orchestrator.tools.patch_parser import (
     AddFile,
     DeleteFile,
@@ -10,8 +12,6 @@ from orchestrator.tools.patch_parser import (
     UpdateFile,
     parse_patch,
 )
-
-from orchestrator.errors import PatchError
 
 
 def envelope(*lines: str) -> str:

@@ -10,13 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from orchestrator.tools.base import FunctionTool, tool
-from orchestrator.tools.listing import render_tool_listing
-from orchestrator.tools.registry import ToolRegistry
 
 from orchestrator.errors import ToolError
 from orchestrator.llm import ToolDefinition
 from orchestrator.toolkit import Tool
+from orchestrator.tools.base import FunctionTool, tool
+from orchestrator.tools.listing import render_tool_listing
+from orchestrator.tools.registry import ToolRegistry
 
 
 @tool

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+
+from orchestrator.errors import ConfigError
 from orchestrator.tools.shell import ShellTool
 from orchestrator.tools.shell_env import (
     FIXED_VARIABLES,
@@ -10,8 +12,6 @@ from orchestrator.tools.shell_env import (
     child_environment,
     looks_secret,
 )
-
-from orchestrator.errors import ConfigError
 
 PARENT = {
     "PATH": "/usr/bin:/bin",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from orchestrator.tools.shell_output import StreamCapture, split_budget
 
 MARKER = "[{omitted} cut]"

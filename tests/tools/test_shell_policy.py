@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
+from orchestrator.models import TaskId
+from orchestrator.toolkit import ApprovalRequest
 from orchestrator.tools.shell_policy import (
     DEFAULT_DENY,
     Allowed,
@@ -10,9 +13,6 @@ from orchestrator.tools.shell_policy import (
     NeedsApproval,
     ShellPolicy,
 )
-
-from orchestrator.models import TaskId
-from orchestrator.toolkit import ApprovalRequest
 
 DENY_PUSH = ShellPolicy(deny=("git push", "sudo"))
 ALLOW_SOME = ShellPolicy(allow=("ls", "cat", "grep", "git status", "pytest", "echo"))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+
 from orchestrator.tools.sandbox import Sandbox
 from orchestrator.tools.shell_policy import ShellPolicy
 from orchestrator.tools.shell_process import GRACE_S

@@ -12,10 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
+
 from orchestrator.tools.sandbox import Sandbox
 from orchestrator.tools.shell_policy import ShellPolicy
 from orchestrator.tools.shell_runner import ShellResult, arun_shell
-from structlog.testing import capture_logs
 
 
 @pytest.fixture

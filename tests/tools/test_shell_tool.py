@@ -6,9 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from orchestrator.tools.sandbox import Sandbox
-from orchestrator.tools.shell import ShellTool, run_acceptance_check
-from orchestrator.tools.shell_policy import ShellPolicy
 
 from orchestrator.llm import ToolCall
 from orchestrator.models import RunId, TaskId
@@ -20,6 +17,9 @@ from orchestrator.toolkit import (
     ToolFailed,
     ToolRetry,
 )
+from orchestrator.tools.sandbox import Sandbox
+from orchestrator.tools.shell import ShellTool, run_acceptance_check
+from orchestrator.tools.shell_policy import ShellPolicy
 
 
 @pytest.fixture(

@@ -11,14 +11,14 @@ import os
 from pathlib import Path
 
 import pytest
+
+from orchestrator.errors import ConfigError, PathEscapeError
 from orchestrator.tools.workspace import (
     is_text,
     is_text_file,
     resolve_in_workspace,
     workspace_root,
 )
-
-from orchestrator.errors import ConfigError, PathEscapeError
 
 
 @pytest.fixture
