@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import inspect
+import logging
 import signal
 import sys
 from collections.abc import Sequence
@@ -50,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max-parallel", type=int)
     run.add_argument("--review", choices=["all", "none"], default="all")
     run.add_argument("--json", action="store_true", help="print the result as JSON")
+    run.add_argument(
+        "-v", "--verbose", action="store_true", help="log every event (structlog) to stderr"
+    )
     run.set_defaults(func=_cmd_run)
     tools = sub.add_parser("tools", help="tool registry")
     tools_sub = tools.add_subparsers(required=True)
@@ -87,13 +91,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
             return 2
         return _run_script(target)
     from .app import Orchestrator
+    from .logs import StructlogSink, configure_logging
     from .report import ProgressSink, render_result
 
+    configure_logging(level=logging.INFO if args.verbose else logging.WARNING)
     orch = Orchestrator(
         workdir=args.workdir,
         settings=_settings(args),
         review=args.review,
-        sinks=() if args.json else (ProgressSink(),),
+        sinks=(StructlogSink(),) if args.json else (StructlogSink(), ProgressSink()),
     )
 
     async def go() -> Any:
