@@ -7,14 +7,14 @@ import logging
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, TextIO
 
 import structlog
 
 from .events import Event, EventSink, event_fields
 
 
-def configure_logging(*, level: int = logging.INFO, stream: IO[str] | None = None) -> None:
+def configure_logging(*, level: int = logging.INFO, stream: TextIO | None = None) -> None:
     """App-edge setup: console renderer on a TTY, dict tracebacks + JSON otherwise."""
     out = stream or sys.stderr
     renderer: Any

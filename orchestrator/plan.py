@@ -60,7 +60,8 @@ def validate_plan(
     graph.add_nodes_from(t.id for t in plan.tasks)
     graph.add_edges_from((dep, t.id) for t in plan.tasks for dep in t.deps)
     if not nx.is_directed_acyclic_graph(graph):
-        cycle = tuple(edge[0] for edge in nx.find_cycle(graph))
+        edges: list[tuple[TaskId, TaskId]] = nx.find_cycle(graph)  # pyright: ignore[reportUnknownVariableType]
+        cycle = tuple(edge[0] for edge in edges)
         raise PlanValidationError(
             f"dependency cycle: {' -> '.join((*cycle, cycle[0]))}; "
             "remove one of these dependencies",

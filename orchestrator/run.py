@@ -294,10 +294,17 @@ class Engine:
             request = self._plan_request(state, gateway, context, rejected, error)
             try:
                 plan = await planner.plan(request, _tiered(gateway, self.top.name))
-                graph = validate_plan(plan, known_tools=self._tools.keys(), known_tiers=tiers)
             except ModelBehaviorError as exc:
                 rejected, error = None, f"the reply was not a valid plan: {exc}"
                 last = PlanValidationError(error)
+                sink.emit(
+                    PlanRejected(
+                        run_id=state.run_id, at=self._clock(), attempt=attempt, error=error
+                    )
+                )
+                continue
+            try:
+                graph = validate_plan(plan, known_tools=self._tools.keys(), known_tiers=tiers)
             except PlanValidationError as exc:
                 rejected, error, last = plan, str(exc), exc
             else:
