@@ -8,28 +8,32 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Mapping
+from typing import TypeVar
 
-Deps = Mapping[str, tuple[str, ...]]
+K = TypeVar("K", bound=str)
+"""Task ids: `TaskId` in the bench, any string in a REPL."""
 
 
-def remaining_path(deps: Deps, latency: Mapping[str, float]) -> dict[str, float]:
+def remaining_path(deps: Mapping[K, tuple[K, ...]], latency: Mapping[K, float]) -> dict[K, float]:
     """Per task, the longest latency path from its start to a sink, its own latency included."""
-    dependents: dict[str, list[str]] = {t: [] for t in deps}
+    dependents: dict[K, list[K]] = {t: [] for t in deps}
     for task, needs in deps.items():
         for dep in needs:
             dependents[dep].append(task)
-    rank: dict[str, float] = {}
+    rank: dict[K, float] = {}
     for task in reversed(tuple(deps)):
         rank[task] = latency[task] + max((rank[d] for d in dependents[task]), default=0.0)
     return rank
 
 
-def critical_path(deps: Deps, latency: Mapping[str, float]) -> float:
+def critical_path(deps: Mapping[K, tuple[K, ...]], latency: Mapping[K, float]) -> float:
     """The longest latency path: no scheduler can finish sooner."""
     return max(remaining_path(deps, latency).values(), default=0.0)
 
 
-def list_schedule(deps: Deps, latency: Mapping[str, float], *, cap: int | None) -> float:
+def list_schedule(
+    deps: Mapping[K, tuple[K, ...]], latency: Mapping[K, float], *, cap: int | None
+) -> float:
     """Makespan of greedy list scheduling, longest remaining path first, at most `cap` at once.
 
     An event simulation of the policy our scheduler implements, with zero overhead: whenever a
@@ -37,19 +41,19 @@ def list_schedule(deps: Deps, latency: Mapping[str, float], *, cap: int | None) 
     (ties: the one that became ready first).
     """
     priority = remaining_path(deps, latency)
-    dependents: dict[str, list[str]] = {t: [] for t in deps}
+    dependents: dict[K, list[K]] = {t: [] for t in deps}
     missing = {t: len(needs) for t, needs in deps.items()}
     for task, needs in deps.items():
         for dep in needs:
             dependents[dep].append(task)
     seq = 0
-    ready: list[tuple[float, int, str]] = []
+    ready: list[tuple[float, int, K]] = []
     for task, count in missing.items():
         if count == 0:
             ready.append((-priority[task], seq, task))
             seq += 1
     heapq.heapify(ready)
-    running: list[tuple[float, str]] = []
+    running: list[tuple[float, K]] = []
     now = 0.0
     while ready or running:
         while ready and (cap is None or len(running) < cap):
@@ -66,13 +70,13 @@ def list_schedule(deps: Deps, latency: Mapping[str, float], *, cap: int | None) 
     return now
 
 
-def superstep_makespan(deps: Deps, latency: Mapping[str, float]) -> float:
+def superstep_makespan(deps: Mapping[K, tuple[K, ...]], latency: Mapping[K, float]) -> float:
     """Makespan of a level-barrier executor (LangGraph's supersteps) with zero overhead.
 
     A task runs in the step after its last dependency's step, and each step lasts as long as its
     slowest task.
     """
-    step: dict[str, int] = {}
+    step: dict[K, int] = {}
     longest: dict[int, float] = {}
     for task, needs in deps.items():
         level = 1 + max((step[d] for d in needs), default=-1)

@@ -50,7 +50,7 @@ class LangGraphRunner:
         builder = StateGraph(_State)
         needed: set[TaskId] = set()
         for task in self.workload.tasks:
-            builder.add_node(task.id, self._node(task.id))
+            builder.add_node(task.id, self._node(task.id))  # pyright: ignore[reportArgumentType]
             if not task.deps:
                 builder.add_edge(START, task.id)
             elif len(task.deps) == 1:
@@ -90,6 +90,7 @@ class LangGraphRunner:
             config["max_concurrency"] = max_parallel
         cpu = process_time()
         trace.started_at = perf_counter()
+        state: dict[str, int] = {}
         with anyio.move_on_after(timeout_s) as scope:
             state = await self._graph.ainvoke({"done": 0}, config=config)
         trace.finished_at = perf_counter()
