@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 Trigger = Literal[
     "api_error",
@@ -19,18 +19,7 @@ Trigger = Literal[
 ]
 """Why an attempt did not produce an accepted result."""
 
-ALL_TRIGGERS: tuple[Trigger, ...] = (
-    "api_error",
-    "timeout",
-    "turn_limit",
-    "invalid_output",
-    "ambiguous",
-    "self_failed",
-    "check_failed",
-    "review_rejected",
-    "review_escalate",
-    "fatal_error",
-)
+ALL_TRIGGERS: tuple[Trigger, ...] = get_args(Trigger)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
