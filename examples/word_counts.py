@@ -9,6 +9,8 @@ Run with: `orchestrator run examples/word_counts.py` (or `python -m examples.wor
 
 from __future__ import annotations
 
+import json
+
 import anyio
 
 from orchestrator import ModelClient, Orchestrator, tool
@@ -24,9 +26,29 @@ GOAL = "Count the words of three sentences, each in its own task with the word_c
     "\n".join(f"- task count_{i}: count the words of: {s}" for i, s in enumerate(SENTENCES, 1))
 )
 
+# A 135M model cannot invent the plan's shape; it copies a template well. The template shows two of
+# the three tasks; the model writes the plan (and is validated, run and reviewed) for real.
 CONTEXT = (
-    'Write the tasks list with three entries: {"id": "count_1", ...}, {"id": "count_2", ...}, '
-    '{"id": "count_3", ...}; each entry has tools ["word_count"] and deps [].'
+    "Example reply: "
+    + json.dumps(
+        {
+            "rationale": "one task per sentence",
+            "tasks": [
+                {
+                    "id": f"count_{i}",
+                    "instruction": f"Count the words of: {sentence}",
+                    "tools": ["word_count"],
+                    "produces": "the count",
+                    "deps": [],
+                    "check_command": None,
+                    "tier": None,
+                    "est_seconds": None,
+                }
+                for i, sentence in enumerate(SENTENCES[:2], 1)
+            ],
+        }
+    )[:-2]
+    + ', {"id": "count_3", ...}]}'
 )
 
 
