@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import anyio
-import pytest
 
 from orchestrator.llm import ModelReply, ModelRequest
 from orchestrator.models import Skipped, Succeeded, TaskId
@@ -18,6 +16,15 @@ from orchestrator.tools.shell import ShellTool
 from .helpers import accept_all, answer, engine, leaf, plan, task
 
 PATCH = "*** Begin Patch\n*** Add File: hello.py\n+print('hello')\n*** End Patch\n"
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` is a live process (a zombie waiting to be reaped by init has stopped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
 
 
 def _check_with_shell():  # the app's real acceptance-check runner
@@ -98,8 +105,6 @@ async def test_run_tools_cancel_kills_running_shell_processes(
             result = await eng.run("g", workdir=work)
     assert result.status == "cancelled"
     assert isinstance(result.results[TaskId("long")], Skipped)
-    pid = int(pid_file.read_text())
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
+    assert not _running(int(pid_file.read_text()))
     saved = json.loads(Path(result.run_dir or "", "result.json").read_text())
     assert saved["status"] == "cancelled"
