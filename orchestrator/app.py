@@ -79,17 +79,24 @@ class Orchestrator:
 
     async def run(self, goal: str, *, context: str = "") -> RunResult:
         """Run one goal end to end and return its result (partial if it was cancelled)."""
+        settings = self._settings or Settings.from_env()
         if self._client is not None:
             ladder = self._ladder or DEFAULT_LADDER
-            return await self._engine(self._client, ladder, self._role_options).run(
-                goal, workdir=self.workdir, context=context
-            )
-        settings = self._settings or Settings.from_env()
+            engine = self._engine(self._client, ladder, self._role_options, settings)
+            return await self._run(engine, goal, context)
         async with open_backend(settings) as backend:
             self.notice = backend.notice
-            options = self._role_options or getattr(backend, "role_options", None)
-            engine = self._engine(backend.client, self._ladder or backend.ladder, options)
+            options = self._role_options or backend.role_options
+            ladder = self._ladder or backend.ladder
+            engine = self._engine(backend.client, ladder, options, settings)
+            return await self._run(engine, goal, context)
+
+    async def _run(self, engine: Engine, goal: str, context: str) -> RunResult:
+        self._engines.append(engine)
+        try:
             return await engine.run(goal, workdir=self.workdir, context=context)
+        finally:
+            self._engines.remove(engine)
 
     def cancel(self) -> None:
         """Cancel every run in progress; each returns a partial result with status cancelled."""
@@ -97,7 +104,11 @@ class Orchestrator:
             engine.cancel()
 
     def _engine(
-        self, client: ModelClient, ladder: tuple[TierSpec, ...], options: RoleOptions | None
+        self,
+        client: ModelClient,
+        ladder: tuple[TierSpec, ...],
+        options: RoleOptions | None,
+        settings: Settings,
     ) -> Engine:
         from .agents.planner import DagPlanner
         from .agents.reviewer import BatchReviewer
@@ -111,9 +122,9 @@ class Orchestrator:
         }
         compact: dict[str, Any] = {**kw, "compact": opts.compact}
         planner, worker, reviewer, synthesizer = self._roles
-        limits = self._limits or Limits(max_parallel=(self._settings or Settings()).max_parallel)
-        run_root = (self._settings or Settings.from_env()).run_root
-        engine = Engine(
+        limits = self._limits or Limits(max_parallel=settings.max_parallel)
+        run_root = settings.run_root
+        return Engine(
             client,
             planner=planner or DagPlanner(**compact),
             worker=worker or ExecutorWorker(**compact),
@@ -132,8 +143,6 @@ class Orchestrator:
             check_runner=_shell_check,
             approve=self._approve,
         )
-        self._engines.append(engine)
-        return engine
 
 
 def default_tools() -> tuple[Tool, ...]:
