@@ -163,6 +163,12 @@ class ReplyDone:
 StreamEvent = TextDelta | ReplyDone
 
 
+def whole_reply_stream(reply: ModelReply) -> tuple[StreamEvent, ...]:
+    """The stream events of a reply that arrived in one piece (for backends that cannot stream)."""
+    text: tuple[StreamEvent, ...] = (TextDelta(text=reply.text),) if reply.text else ()
+    return (*text, ReplyDone(reply=reply))
+
+
 @runtime_checkable
 class ModelClient(Protocol):
     """The one seam between the engine and any model backend."""

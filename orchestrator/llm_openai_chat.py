@@ -29,6 +29,7 @@ from .llm import (
     ToolDefinition,
     ToolResultMessage,
     UserMessage,
+    whole_reply_stream,
 )
 from .llm_openai import (
     EMPTY_PARAMETERS,
@@ -107,10 +108,8 @@ class OpenAIChatClient:
         Without `capabilities.streaming` this runs `complete` and yields its text in one piece.
         """
         if not self._capabilities.streaming:
-            reply = await self.complete(request)
-            if reply.text:
-                yield TextDelta(text=reply.text)
-            yield ReplyDone(reply=reply)
+            for event in whole_reply_stream(await self.complete(request)):
+                yield event
             return
         body = chat_body(request, self._capabilities)
         assembly = _StreamAssembly()

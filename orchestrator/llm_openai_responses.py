@@ -26,6 +26,7 @@ from .llm import (
     ToolKind,
     ToolResultMessage,
     UserMessage,
+    whole_reply_stream,
 )
 from .llm_openai import (
     EMPTY_PARAMETERS,
@@ -107,10 +108,8 @@ class OpenAIResponsesClient:
         Without `capabilities.streaming` this runs `complete` and yields its text in one piece.
         """
         if not self._capabilities.streaming:
-            reply = await self.complete(request)
-            if reply.text:
-                yield TextDelta(text=reply.text)
-            yield ReplyDone(reply=reply)
+            for event in whole_reply_stream(await self.complete(request)):
+                yield event
             return
         body = responses_body(request, self._capabilities, store=self._store)
         final: Response | None = None
