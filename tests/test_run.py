@@ -14,10 +14,29 @@ from orchestrator.events import EscalationDecided, TaskStarted
 from orchestrator.llm import ModelReply, ModelRequest
 from orchestrator.models import Failed, Limits, Skipped, Succeeded, TaskId
 from orchestrator.testing import RecordingSink, ScriptedModel, tool_call
-from orchestrator.toolkit import CheckOutcome
+from orchestrator.toolkit import CheckOutcome, Tool
 from orchestrator.tools.base import tool
 
 from .helpers import accept_all, answer, engine, leaf, plan, task, tool_then_leaf, verdict
+
+
+def gate_tools() -> tuple[Tool, Tool]:
+    """`hold` blocks until `free` is called: a task holding it proves another ran meanwhile."""
+    release = anyio.Event()
+
+    @tool
+    async def hold() -> str:
+        """Block until released."""
+        await release.wait()
+        return "released"
+
+    @tool
+    def free() -> str:
+        """Release whoever holds."""
+        release.set()
+        return "freed"
+
+    return hold, free
 
 
 def standard(model: ScriptedModel) -> ScriptedModel:
@@ -56,19 +75,7 @@ async def test_run_starts_dependent_while_unrelated_sibling_runs(
     scripted: ScriptedModel, sink: RecordingSink, tmp_path: Path
 ) -> None:
     """b depends only on a; it must start (and release slow) while slow is still running."""
-    release = anyio.Event()
-
-    @tool
-    async def hold() -> str:
-        """Block until released."""
-        await release.wait()
-        return "released"
-
-    @tool
-    def free() -> str:
-        """Release the slow sibling."""
-        release.set()
-        return "freed"
+    hold, free = gate_tools()
 
     scripted.script(
         "planner", plan(task("slow", tools=["hold"]), task("a"), task("b", "a", tools=["free"]))
@@ -100,19 +107,7 @@ async def test_run_replans_mid_run_while_unrelated_branch_runs(
     scripted: ScriptedModel, sink: RecordingSink, tmp_path: Path
 ) -> None:
     """The reviewer replaces b by b1 → b2; c (unrelated, still running) is released by b2's tool."""
-    release = anyio.Event()
-
-    @tool
-    async def hold() -> str:
-        """Block until released."""
-        await release.wait()
-        return "released"
-
-    @tool
-    def free() -> str:
-        """Release the other branch."""
-        release.set()
-        return "freed"
+    hold, free = gate_tools()
 
     scripted.script("planner", plan(task("b"), task("c", tools=["hold"]), task("d", "b")))
     scripted.script("worker", leaf("b wrong"), task="b")
