@@ -113,9 +113,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if orch.notice:
         print(orch.notice, file=sys.stderr)
     if args.json:
-        from .store import _RESULT_ADAPTER  # the same adapter that writes result.json
+        from .store import result_json
 
-        print(_RESULT_ADAPTER.dump_json(result, indent=2).decode())
+        print(result_json(result).decode())
     else:
         print(render_result(result))
     return 0 if result.status == "completed" else 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .events import Event
 from .models import Failed, RunResult, Skipped, Succeeded
 
@@ -52,13 +54,13 @@ def render_result(result: RunResult) -> str:
 class ProgressSink:
     """Prints one short line per task state change, for people watching a run."""
 
-    def __init__(self, write: object = print) -> None:
+    def __init__(self, write: Callable[[str], object] = print) -> None:
         self._write = write
 
     def emit(self, event: Event) -> None:
         line = _progress_line(event)
         if line is not None:
-            self._write(line)  # type: ignore[operator]
+            self._write(line)
 
 
 def _progress_line(event: Event) -> str | None:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import TypeAdapter
 
-from .models import RunId, RunResult
+from .models import RunId, RunResult, TaskResult
 
 _RESULT_ADAPTER: TypeAdapter[RunResult] = TypeAdapter(RunResult)
+_TASK_ADAPTER: TypeAdapter[TaskResult] = TypeAdapter(TaskResult)
+
+
+def result_json(result: RunResult) -> bytes:
+    """The result as indented JSON, exactly as result.json stores it."""
+    return _RESULT_ADAPTER.dump_json(result, indent=2)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -72,7 +77,7 @@ class RunStore:
         """Write result.json and index the outcome; returns the result file."""
         path = self.run_dir(result.run_id) / "result.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(_RESULT_ADAPTER.dump_json(result, indent=2))
+        tmp.write_bytes(result_json(result))
         tmp.replace(path)
         with self._db:
             self._db.execute(
@@ -95,7 +100,7 @@ class RunStore:
                         result.run_id,
                         tid,
                         r.kind,
-                        json.dumps(TypeAdapter(type(r)).dump_python(r, mode="json")),
+                        _TASK_ADAPTER.dump_json(r).decode(),
                     )
                     for tid, r in result.results.items()
                 ],
