@@ -1,10 +1,17 @@
 """The only place that spawns tasks: one task group per run, fed by the scheduler's ready set.
 
-A single dispatch loop owns the `Scheduler`. Children (attempts, reviews, a streaming planner) put
-messages in the loop's inbox; the loop applies every waiting message through the engine's handler
-and then starts whatever became ready. Attempts run on reusable worker tasks: a worker that has
-reported waits for the next ready task, and a new one is spawned only when none is idle (spawning
-an anyio task costs ~25 µs, handing a task to an idle worker ~5). No polling, no level barrier.
+Children (attempts, reviews, a streaming planner) hand their messages to the dispatcher. Whoever
+delivers a message settles it at once: every waiting message goes through the engine's handler in
+order, then whatever became ready is started. Handlers and the scheduler are synchronous, so one
+settle never interleaves with another: the state still has one writer at a time, with no hop to a
+loop task in between (a hop costs two event-loop turns per finished task).
+
+Attempts run on reusable workers. A worker that finishes a task keeps one of the tasks its message
+made ready and runs it next; other ready tasks go to idle workers, and new workers are spawned only
+when none is idle. Spawning an anyio task costs ~25 µs, so the dispatch loop spends quiet moments
+spawning idle workers ahead of a wide burst (up to the fan-out of a running task), and a burst wider
+than the idle pool spawns at most `_SPAWN_PER_TURN` workers per event-loop turn while workers that
+finish meanwhile take ready tasks too. No polling and no level barrier.
 """
 
 from __future__ import annotations
@@ -22,26 +29,35 @@ from .scheduler import Scheduler
 M = TypeVar("M")
 Post = Callable[[M], None]
 
-_MAX_IDLE = 64
-"""Idle workers kept for reuse; after a wide burst the rest exit instead of parking."""
+_SPAWN_PER_TURN = 8
+"""New workers per event-loop turn in a burst; a worker that frees up meanwhile serves the rest."""
+_MAX_IDLE = 512
+"""Idle workers kept parked for reuse; beyond this a finished worker exits."""
 
 
 class _Slot:
-    """An idle worker's mailbox: the next task to run, or None to exit."""
+    """An idle worker's mailbox: the next task to run, or None to exit.
 
-    __slots__ = ("_event", "_task_id")
+    The event is made when the worker parks, not when it wakes, to keep a burst's start path short.
+    """
+
+    __slots__ = ("_assigned", "_event", "_task_id")
 
     def __init__(self) -> None:
-        self._event = anyio.Event()
+        self._event: anyio.Event | None = None
+        self._assigned = False
         self._task_id: TaskId | None = None
 
     def assign(self, task_id: TaskId | None) -> None:
-        self._task_id = task_id
-        self._event.set()
+        self._task_id, self._assigned = task_id, True
+        if self._event is not None:
+            self._event.set()
 
     async def next(self) -> TaskId | None:
-        await self._event.wait()
-        self._event = anyio.Event()
+        if not self._assigned:
+            self._event = anyio.Event()
+            await self._event.wait()
+        self._event, self._assigned = None, False
         return self._task_id
 
 
@@ -63,8 +79,13 @@ class Dispatcher(Generic[M]):
         self._live = 0
         self._tg: TaskGroup | None = None
         self._inbox: deque[tuple[bool, M | None]] = deque()
+        self._settling = False
         self._wakeup: anyio.Event | None = None
         self._idle: list[_Slot] = []
+        self._spawn_budget = _SPAWN_PER_TURN
+        self._backlog = False
+        self._wide: dict[TaskId, int] = {}
+        """Running tasks whose success can make more tasks ready than one turn can spawn."""
         self._stopping = False
         self._early: list[Callable[[Post[M]], Awaitable[M | None]]] = []
 
@@ -77,8 +98,14 @@ class Dispatcher(Generic[M]):
             self._tg.start_soon(self._side, work)
 
     def post(self, message: M) -> None:
-        """Deliver a message to the loop from any child of this dispatcher."""
+        """Deliver a message from any child of this dispatcher; it is handled before this returns
+        (or, when posted from inside a handler, right after that handler)."""
         self._deliver(False, message)
+
+    @property
+    def idle_workers(self) -> int:
+        """Workers parked for the next ready task (warmed ahead of a burst, or done with one)."""
+        return len(self._idle)
 
     def stop(self) -> None:
         """Start nothing new; the loop ends once running children have reported."""
@@ -98,56 +125,122 @@ class Dispatcher(Generic[M]):
                 while self._idle:
                     self._idle.pop().assign(None)
 
+    # -- settling: handle waiting messages, then start what is ready ---------------------------
     def _deliver(self, final: bool, message: M | None) -> None:
         self._inbox.append((final, message))
-        wakeup = self._wakeup
-        if wakeup is not None:
-            self._wakeup = None
-            wakeup.set()
+        self._settle(keep=False)
 
-    async def _loop(self) -> None:
-        inbox, on_message = self._inbox, self._on_message
-        while True:
-            if not self._stopping:
-                self._dispatch()
-            if self._live == 0 and not inbox:
-                return
-            if inbox:
-                await anyio.lowlevel.checkpoint()  # a handler posted: still let children run
-            else:
-                self._wakeup = wakeup = anyio.Event()
-                await wakeup.wait()
-            while inbox:  # every message that arrived meanwhile, in order, then one dispatch
+    def _settle(self, *, keep: bool) -> TaskId | None:
+        """Handle every waiting message in order, then dispatch; with `keep`, return one ready task
+        for the calling worker to run itself. Re-entrant calls (a handler posting) return at once:
+        the outer call handles their messages."""
+        if self._settling or self._tg is None:
+            return None  # before run(): the loop settles first thing
+        self._settling = True
+        try:
+            inbox, on_message = self._inbox, self._on_message
+            while inbox:
                 final, message = inbox.popleft()
                 if final:
                     self._live -= 1
                 if message is not None:
                     on_message(message)
+            kept = None if self._stopping else self._dispatch(keep)
+        finally:
+            self._settling = False
+        if self._live == 0 or self._backlog or self._warm_target() > len(self._idle):
+            self._wake()
+        return kept
 
-    def _dispatch(self) -> None:
+    def _dispatch(self, keep: bool) -> TaskId | None:
+        room = len(self._idle) + self._spawn_budget + keep
+        if room == 0:
+            self._backlog = True
+            return None
+        batch = self.scheduler.next_batch(room)
+        self._backlog = len(batch) == room
+        if not batch:
+            return None
+        fan_out, on_started, wide = self.scheduler.fan_out, self._on_started, self._wide
+        for task_id in batch:
+            self._live += 1
+            if on_started is not None:
+                on_started(task_id)
+            if (width := fan_out(task_id)) > _SPAWN_PER_TURN:
+                wide[task_id] = width
+        kept = batch.pop(0) if keep else None
+        idle, tg = self._idle, self._tg
+        assert tg is not None
+        for task_id in batch:
+            if idle:
+                idle.pop().assign(task_id)
+            else:
+                self._spawn_budget -= 1
+                tg.start_soon(self._worker, task_id)
+        return kept
+
+    def _warm_target(self) -> int:
+        """Idle workers worth having before the widest burst a running task can release.
+
+        Its own worker runs one task of the burst, so one fewer, and never more than the cap allows.
+        """
+        if not self._wide:
+            return 0
+        cap = self.scheduler.max_parallel
+        limit = _MAX_IDLE if cap is None else min(_MAX_IDLE, cap - 1)
+        return min(max(self._wide.values()) - 1, limit)
+
+    def _wake(self) -> None:
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            wakeup.set()
+
+    # -- the loop: first dispatch, bursts wider than one turn's spawns, warming, the end ---------
+    async def _loop(self) -> None:
+        while True:
+            self._spawn_budget = _SPAWN_PER_TURN
+            self._settle(keep=False)
+            if self._live == 0 and not self._inbox:
+                return
+            if self._backlog and not self._stopping:
+                await anyio.lowlevel.checkpoint()  # spawned workers run; spawn more next turn
+            elif (missing := self._warm_target() - len(self._idle)) > 0 and not self._stopping:
+                self._warm(missing)
+                await anyio.lowlevel.checkpoint()
+            else:
+                self._wakeup = wakeup = anyio.Event()
+                await wakeup.wait()
+
+    def _warm(self, missing: int) -> None:
+        """Spawn up to one turn's worth of idle workers ahead of a burst."""
         tg = self._tg
         assert tg is not None
-        for task_id in self.scheduler.next_batch():
-            self._live += 1
-            if self._on_started is not None:
-                self._on_started(task_id)
-            if self._idle:
-                self._idle.pop().assign(task_id)
-            else:
-                tg.start_soon(self._worker, task_id)
-
-    async def _worker(self, task_id: TaskId) -> None:
-        message = await self._start_task(task_id)
-        slot: _Slot | None = None
-        while len(self._idle) < _MAX_IDLE:
-            slot = slot or _Slot()  # made late, so a burst of new workers starts sooner
+        for _ in range(min(missing, _SPAWN_PER_TURN)):
+            slot = _Slot()
             self._idle.append(slot)
-            self._deliver(True, message)
-            next_id = await slot.next()
-            if next_id is None:
-                return
-            message = await self._start_task(next_id)
-        self._deliver(True, message)
+            tg.start_soon(self._parked, slot)
+
+    async def _parked(self, slot: _Slot) -> None:
+        task_id = await slot.next()
+        if task_id is not None:
+            await self._worker(task_id, slot)
+
+    async def _worker(self, task_id: TaskId, slot: _Slot | None = None) -> None:
+        while True:
+            message = await self._start_task(task_id)
+            self._wide.pop(task_id, None)
+            self._inbox.append((True, message))
+            kept = self._settle(keep=True)
+            if kept is None:
+                if len(self._idle) >= _MAX_IDLE or self._tg is None:
+                    return
+                slot = slot or _Slot()
+                self._idle.append(slot)
+                kept = await slot.next()
+                if kept is None:
+                    return
+            task_id = kept
 
     async def _side(self, work: Callable[[Post[M]], Awaitable[M | None]]) -> None:
         result = await work(self.post)

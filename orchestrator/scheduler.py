@@ -130,12 +130,20 @@ class Scheduler:
         heapq.heappush(self._heap, (-self._priority[task_id], self._seq, task_id))
 
     # -- dispatch ---------------------------------------------------------------------------
-    def next_batch(self) -> list[TaskId]:
-        """Pop every ready task that fits under the caps, best priority first, as running."""
+    def next_batch(self, limit: int | None = None) -> list[TaskId]:
+        """Pop ready tasks under the caps, at most `limit`, best priority first, as running.
+
+        The rest stay ready, so a task that becomes ready later still goes by priority.
+        """
         batch: list[TaskId] = []
         deferred: list[tuple[float, int, TaskId]] = []
         heap = self._heap
-        while heap and (self._max_parallel is None or self._running < self._max_parallel):
+        room = len(heap) if limit is None else limit
+        while (
+            heap
+            and len(batch) < room
+            and (self._max_parallel is None or self._running < self._max_parallel)
+        ):
             item = heapq.heappop(heap)
             task_id = item[2]
             if self._state[task_id] != "ready" or -item[0] != self._priority[task_id]:
@@ -289,6 +297,14 @@ class Scheduler:
     @property
     def running(self) -> int:
         return self._running
+
+    @property
+    def max_parallel(self) -> int | None:
+        return self._max_parallel
+
+    def fan_out(self, task_id: TaskId) -> int:
+        """How many tasks wait on this one: the widest burst its success can start."""
+        return len(self._dependents[task_id])
 
     def is_finished(self) -> bool:
         """Nothing is ready, running or under review; pending tasks then can never start."""

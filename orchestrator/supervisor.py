@@ -1,7 +1,8 @@
 """One run's task lifecycle: attempts → checks → review → accept / retry / escalate / replan / fail.
 
-The dispatch loop calls `handle` with each message; it is the only writer of the run's state, so the
-logic is sequential even though attempts, reviews and the streaming planner run concurrently.
+The dispatcher calls `handle` with each message, one at a time and never across an await; it is the
+only writer of the run's state, so the logic is sequential even though attempts, reviews and the
+streaming planner run concurrently.
 """
 
 from __future__ import annotations
@@ -325,7 +326,7 @@ class Supervisor:
 
     # -- messages -----------------------------------------------------------------------------
     def handle(self, message: Message) -> None:
-        """Apply one message to the run's state (called by the dispatch loop only)."""
+        """Apply one message to the run's state (only the dispatcher calls it, one at a time)."""
         if isinstance(message, AttemptDone):
             self._attempt_done(message)
         elif isinstance(message, ReviewDone):

@@ -46,6 +46,23 @@ def test_scheduler_caps_total_and_per_tier() -> None:
     assert len(s.next_batch()) == 1
 
 
+def test_scheduler_next_batch_limit_keeps_the_rest_ready_by_priority() -> None:
+    s = Scheduler()
+    for i, priority in enumerate((1.0, 5.0, 3.0, 4.0)):
+        s.add(T(f"t{i}"), (), priority=priority)
+    assert s.next_batch(2) == [T("t1"), T("t3")]
+    assert s.count("ready") == 2
+    s.add(T("late"), (), priority=9.0)
+    assert s.next_batch(0) == []
+    assert s.next_batch(1) == [T("late")]
+    assert s.next_batch() == [T("t2"), T("t0")]
+
+
+def test_scheduler_fan_out_counts_waiting_dependents() -> None:
+    s = diamond()
+    assert (s.fan_out(T("a")), s.fan_out(T("b")), s.fan_out(T("d"))) == (2, 1, 0)
+
+
 def test_scheduler_failure_skips_exactly_transitive_dependents() -> None:
     s = diamond()
     s.add(T("e"), ())
