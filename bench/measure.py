@@ -1,9 +1,9 @@
 """Turns traces into the numbers of the table: ratios to the bounds, overhead, delays, bursts.
 
 Every ratio is given twice: against the planned latencies (`*_ratio`) and against the durations
-the tasks really took in that run (`*_ratio_measured`). The event loop wakes a sleeping task up to
-~1 ms late (epoll's millisecond timeout), which the first includes and the second does not; the
-second is what the scheduler and dispatcher themselves cost.
+the tasks really took in that run (`*_ratio_measured`). A sleeping task wakes a little late (the
+kernel's wake-up latency; `bench/loop.py` removes epoll's millisecond rounding), which the first
+includes and the second does not; the second is what the scheduler and dispatcher themselves cost.
 """
 
 from __future__ import annotations

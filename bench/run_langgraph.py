@@ -26,6 +26,7 @@ from langgraph.graph import END, START, StateGraph
 
 from orchestrator.models import TaskId
 
+from .loop import run as precise_run
 from .run_orchestrator import maxrss_mb
 from .trace import BenchCheckError, Trace
 from .workloads import CRITICAL_PATH_S, Workload, random_dag, scaled_to
@@ -107,7 +108,7 @@ class LangGraphRunner:
     ) -> Trace | None:
         """`run` on a fresh event loop, after a full garbage collection."""
         gc.collect()
-        return anyio.run(self._run_kw, max_parallel, zero_latency, timeout_s)
+        return precise_run(self._run_kw, max_parallel, zero_latency, timeout_s)
 
     async def _run_kw(
         self, max_parallel: int | None, zero_latency: bool, timeout_s: float

@@ -25,6 +25,7 @@ from orchestrator.models import TaskId
 from orchestrator.plan import validate_plan
 from orchestrator.scheduler import Scheduler
 
+from .loop import run as precise_run
 from .trace import BenchCheckError, Trace
 from .workloads import CRITICAL_PATH_S, Workload, random_dag, scaled_to
 
@@ -99,7 +100,7 @@ def run_sync(
 ) -> Trace:
     """`run_workload` on a fresh event loop, after a full garbage collection."""
     gc.collect()
-    return anyio.run(_run_kw, workload, max_parallel, dispatcher)
+    return precise_run(_run_kw, workload, max_parallel, dispatcher)
 
 
 async def _run_kw(

@@ -33,6 +33,7 @@ from orchestrator.models import Limits, TierSpec
 from orchestrator.run import Engine, EngineConfig
 from orchestrator.testing import ScriptedModel
 
+from .loop import run as precise_run
 from .trace import BenchCheckError
 
 _LADDER = (TierSpec(name="mini", model="gpt-5.4-mini"), TierSpec(name="top", model="gpt-5.5"))
@@ -193,7 +194,7 @@ def _earliest_fraction(text: str) -> float:
 
 
 def measure_streaming_sync(*, generation_s: float = 1.0) -> StreamResult:
-    return anyio.run(_measure_kw, generation_s)
+    return precise_run(_measure_kw, generation_s)
 
 
 async def _measure_kw(generation_s: float) -> StreamResult:
