@@ -115,6 +115,8 @@ class Succeeded:
     tier: str
     attempts: int
     usage: Usage = field(default_factory=Usage)
+    duration_s: float = 0.0
+    """Wall time of the accepted attempt; 0 when the result was reused from before."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

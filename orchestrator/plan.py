@@ -2,15 +2,44 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from dataclasses import replace as _replace_fields
 
 import networkx as nx
 
 from .errors import PlanValidationError
 from .models import Plan, TaskId, TaskSpec
+
+
+def task_key(task: TaskSpec) -> str:
+    """What makes two tasks "the same" across runs for latency history: instruction and tools."""
+    text = " ".join(task.instruction.split()).casefold()
+    return hashlib.sha256("\x1f".join((text, *sorted(task.tools))).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class Estimates:
+    """A task's latency estimate: its own hint, else what earlier runs took, else a default.
+
+    Estimates only order ready tasks (longest remaining path first); they never gate anything.
+    """
+
+    history: Mapping[str, float] = field(default_factory=lambda: {})
+    """Seconds by `task_key`, learned from earlier runs (`RunStore.latency_history`)."""
+    default_s: float = 1.0
+
+    def of(self, task: TaskSpec) -> float:
+        if task.est_latency_s is not None:
+            return task.est_latency_s
+        if not self.history:
+            return self.default_s
+        return self.history.get(task_key(task), self.default_s)
+
+
+_NO_HISTORY = Estimates()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -25,8 +54,8 @@ class PlanGraph:
     priority: Mapping[TaskId, float]
     """Length of the longest path from the task to a sink, its own estimate included.
 
-    Estimates come from `TaskSpec.est_latency_s`; unknown ones count as `default_latency_s`, so
-    without any estimates this is the hop count and ordering by it is still critical-path-first.
+    Estimates come from `TaskSpec.est_latency_s`, else from history, else a default (`Estimates`),
+    so without any estimates this is the hop count and ordering by it is still critical-path-first.
     """
 
     @property
@@ -43,7 +72,7 @@ def validate_plan(
     *,
     known_tools: Iterable[str] | None = None,
     known_tiers: Iterable[str] | None = None,
-    default_latency_s: float = 1.0,
+    estimates: Estimates = _NO_HISTORY,
 ) -> PlanGraph:
     """Check a plan and build its graph.
 
@@ -76,7 +105,7 @@ def validate_plan(
         tasks=tasks,
         order=order,
         dependents=dependents,
-        priority=_longest_remaining(order, tasks, dependents, default_latency_s),
+        priority=_longest_remaining(order, tasks, dependents, estimates),
     )
 
 
@@ -128,13 +157,11 @@ def _longest_remaining(
     order: tuple[TaskId, ...],
     tasks: Mapping[TaskId, TaskSpec],
     dependents: Mapping[TaskId, tuple[TaskId, ...]],
-    default_latency_s: float,
+    estimates: Estimates,
 ) -> dict[TaskId, float]:
     rank: dict[TaskId, float] = {}
     for tid in reversed(order):
-        est = tasks[tid].est_latency_s
-        own = default_latency_s if est is None else est
-        rank[tid] = own + max((rank[d] for d in dependents[tid]), default=0.0)
+        rank[tid] = estimates.of(tasks[tid]) + max((rank[d] for d in dependents[tid]), default=0.0)
     return rank
 
 
@@ -145,7 +172,7 @@ def replan(
     add: tuple[TaskSpec, ...],
     known_tools: Iterable[str] | None = None,
     known_tiers: Iterable[str] | None = None,
-    default_latency_s: float = 1.0,
+    estimates: Estimates = _NO_HISTORY,
 ) -> PlanGraph:
     """Replace one task by a sub-graph (or just add tasks) and revalidate.
 
@@ -185,7 +212,7 @@ def replan(
         new_plan,
         known_tools=known_tools,
         known_tiers=known_tiers,
-        default_latency_s=default_latency_s,
+        estimates=estimates,
     )
 
 
@@ -200,7 +227,7 @@ def extend_graph(
     *,
     known_tools: Iterable[str] | None = None,
     known_tiers: Iterable[str] | None = None,
-    default_latency_s: float = 1.0,
+    estimates: Estimates = _NO_HISTORY,
 ) -> PlanGraph:
     """Add one streamed task whose dependencies are all already in the graph (so no cycle can form).
 
@@ -211,7 +238,7 @@ def extend_graph(
         raise PlanValidationError(f"duplicate task ids: {task.id}", task_ids=[task.id])
     _check_ids((task,))
     _check_references((task,), set(graph.tasks), known_tools, known_tiers)
-    est = default_latency_s if task.est_latency_s is None else task.est_latency_s
+    est = estimates.of(task)
     dependents = {**graph.dependents, task.id: ()}
     for dep in task.deps:
         dependents[dep] = (*dependents[dep], task.id)

@@ -112,6 +112,8 @@ class ReviewItem:
     attempt: int
     check_output: str | None = None
     """Output of the acceptance check, when the task has one and it passed."""
+    duration_s: float = 0.0
+    """Wall time of the attempt that wrote the report (latency history learns from it)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

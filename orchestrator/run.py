@@ -51,7 +51,7 @@ from .models import (
     TierSpec,
     TierUsage,
 )
-from .plan import PlanGraph, empty_graph, validate_plan
+from .plan import Estimates, PlanGraph, empty_graph, validate_plan
 from .pricing import PriceTable
 from .roles import (
     Planner,
@@ -84,6 +84,9 @@ class EngineConfig:
     """Start tasks while a streaming planner is still writing the plan (LLMCompiler's win)."""
     planner_tier: str | None = None
     """Tier whose model plans, reviews and synthesizes; None means the top of the ladder."""
+    latency_history: bool = True
+    """Order ready tasks by what the same tasks took in earlier runs when the plan gives no
+    estimate (critical-path-first); accepted attempts' durations are recorded either way."""
 
 
 class Engine:
@@ -148,6 +151,8 @@ class Engine:
             clock=self._clock,
         )
         state = _RunState(run_id=run_id, goal=goal, started=time.perf_counter())
+        if self.config.latency_history:
+            state.estimates = Estimates(history=store.latency_history())
         store.started(run_id, goal, self._clock())
         sink.emit(
             RunStarted(
@@ -304,7 +309,12 @@ class Engine:
                 )
                 continue
             try:
-                graph = validate_plan(plan, known_tools=self._tools.keys(), known_tiers=tiers)
+                graph = validate_plan(
+                    plan,
+                    known_tools=self._tools.keys(),
+                    known_tiers=tiers,
+                    estimates=state.estimates,
+                )
             except PlanValidationError as exc:
                 rejected, error, last = plan, str(exc), exc
             else:
@@ -368,6 +378,7 @@ class Engine:
             approve=self._approve,
             check_runner=self._check_runner,
             clock=self._clock,
+            estimates=state.estimates,
         )
         _, worker, reviewer, _ = self._roles
         return Supervisor(
@@ -436,6 +447,7 @@ class _RunState:
     answer: str = ""
     plan: Plan | None = None
     graph: PlanGraph | None = None
+    estimates: Estimates = field(default_factory=Estimates)
     supervisor: Supervisor | None = None
     result: RunResult | None = None
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import TypeAdapter
 
-from .models import RunId, RunResult, TaskResult
+from .models import RunId, RunResult, Succeeded, TaskResult
+from .plan import task_key
 
 _RESULT_ADAPTER: TypeAdapter[RunResult] = TypeAdapter(RunResult)
 _TASK_ADAPTER: TypeAdapter[TaskResult] = TypeAdapter(TaskResult)
@@ -17,6 +19,7 @@ _TASK_ADAPTER: TypeAdapter[TaskResult] = TypeAdapter(TaskResult)
 def result_json(result: RunResult) -> bytes:
     """The result as indented JSON, exactly as result.json stores it."""
     return _RESULT_ADAPTER.dump_json(result, indent=2)
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -37,7 +40,24 @@ CREATE TABLE IF NOT EXISTS task_results (
     body TEXT NOT NULL,
     PRIMARY KEY (run_id, task_id)
 );
+CREATE TABLE IF NOT EXISTS task_latency (
+    key TEXT PRIMARY KEY,
+    samples INTEGER NOT NULL,
+    seconds REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
 """
+
+_HISTORY_ROWS = 20_000
+"""The most recently updated keys loaded per run; older ones stay in the table."""
+_MIN_WEIGHT = 0.25
+"""A new sample counts at least this much, so estimates follow models getting faster or slower."""
+
+
+def blend(seconds: float, samples: int, new: float) -> float:
+    """The running mean of the first samples, then an exponential average."""
+    weight = max(1 / (samples + 1), _MIN_WEIGHT)
+    return seconds + weight * (new - seconds)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,7 +125,45 @@ class RunStore:
                     for tid, r in result.results.items()
                 ],
             )
+        self._learn_latency(result, at)
         return path
+
+    def _learn_latency(self, result: RunResult, at: float) -> None:
+        if result.plan is None:
+            return
+        specs = {t.id: t for t in result.plan.tasks}
+        self.record_latencies(
+            {
+                task_key(specs[tid]): r.duration_s
+                for tid, r in result.results.items()
+                if isinstance(r, Succeeded) and r.duration_s > 0 and tid in specs
+            },
+            at,
+        )
+
+    def record_latencies(self, samples: Mapping[str, float], at: float) -> None:
+        """Fold one duration per `plan.task_key` into the history (also to seed it by hand)."""
+        with self._db:
+            for key, new in samples.items():
+                row = self._db.execute(
+                    "SELECT seconds, samples FROM task_latency WHERE key=?", (key,)
+                ).fetchone()
+                seconds, count = (
+                    (new, 1) if row is None else (blend(row[0], row[1], new), row[1] + 1)
+                )
+                self._db.execute(
+                    "INSERT OR REPLACE INTO task_latency (key, samples, seconds, updated_at) "
+                    "VALUES (?,?,?,?)",
+                    (key, count, seconds, at),
+                )
+
+    def latency_history(self) -> dict[str, float]:
+        """Seconds an accepted attempt took, by `plan.task_key`, learned from finished runs."""
+        rows = self._db.execute(
+            "SELECT key, seconds FROM task_latency ORDER BY updated_at DESC LIMIT ?",
+            (_HISTORY_ROWS,),
+        ).fetchall()
+        return {str(key): float(seconds) for key, seconds in rows}
 
     def list_runs(self, limit: int = 20) -> list[RunRow]:
         rows = self._db.execute(

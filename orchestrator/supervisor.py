@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
@@ -54,7 +54,7 @@ from .models import (
     TierSpec,
     Usage,
 )
-from .plan import PlanGraph, extend_graph, replan, validate_plan
+from .plan import Estimates, PlanGraph, extend_graph, replan, validate_plan
 from .review import ReviewQueue, match_verdicts
 from .roles import (
     AttemptError,
@@ -140,6 +140,8 @@ class RunSetup:
     approve: ApprovalCallback | None
     check_runner: CheckRunner | None
     clock: Callable[[], float]
+    estimates: Estimates = field(default_factory=Estimates)
+    """Latency estimates for priorities: plan hints, then earlier runs (`RunStore`)."""
 
 
 class Supervisor:
@@ -364,6 +366,7 @@ class Supervisor:
                 tier=tier,
                 attempt=msg.attempt,
                 check_output=msg.check_output,
+                duration_s=msg.duration_ms / 1000,
             )
             if self.s.review == "none":
                 self._accept(item)
@@ -451,6 +454,7 @@ class Supervisor:
             tier=item.tier,
             attempts=self.attempts[tid],
             usage=self._gateway.ledger.by_task.get(tid) or _zero(),
+            duration_s=item.duration_s,
         )
         self._emit(
             TaskSucceeded,
@@ -530,6 +534,7 @@ class Supervisor:
                 add=verdict.new_tasks,
                 known_tools=self.s.tools.keys(),
                 known_tiers=[t.name for t in self.s.ladder],
+                estimates=self.s.estimates,
             )
         except PlanValidationError as exc:
             self._rejected(tid, f"{verdict.feedback} (the proposed replan was invalid: {exc})")
@@ -566,6 +571,7 @@ class Supervisor:
                             pending,
                             known_tools=self.s.tools.keys(),
                             known_tiers=[t.name for t in self.s.ladder],
+                            estimates=self.s.estimates,
                         )
                     except PlanValidationError:
                         continue  # the final plan's validation reports it
@@ -581,6 +587,7 @@ class Supervisor:
                 msg.plan,
                 known_tools=self.s.tools.keys(),
                 known_tiers=[t.name for t in self.s.ladder],
+                estimates=self.s.estimates,
             )
         except PlanValidationError as exc:
             self.stream_error, self.rejected_plan = str(exc), msg.plan

@@ -4,7 +4,7 @@ import pytest
 
 from orchestrator.errors import PlanValidationError
 from orchestrator.models import Plan, TaskId, TaskSpec
-from orchestrator.plan import replan, validate_plan
+from orchestrator.plan import Estimates, extend_graph, replan, task_key, validate_plan
 
 
 def t(
@@ -83,6 +83,44 @@ def test_validate_plan_without_estimates_ranks_by_hops() -> None:
     graph = validate_plan(plan(t("a"), t("b", "a"), t("c", "b"), t("x")))
     assert graph.priority[TaskId("a")] == 3
     assert graph.priority[TaskId("x")] == 1
+
+
+def test_task_key_ignores_spacing_case_and_tool_order_only() -> None:
+    base = TaskSpec(id=TaskId("a"), instruction="Count  the words\n", tools=("x", "y"))
+    same = TaskSpec(id=TaskId("other"), instruction="count the words", tools=("y", "x"), deps=())
+    assert task_key(base) == task_key(same)
+    assert task_key(base) != task_key(
+        TaskSpec(id=TaskId("a"), instruction="count the lines", tools=("x", "y"))
+    )
+    assert task_key(base) != task_key(
+        TaskSpec(id=TaskId("a"), instruction="count the words", tools=("x",))
+    )
+
+
+@pytest.mark.parametrize(
+    ("hint", "history", "expected"),
+    [(2.0, 9.0, 2.0), (None, 9.0, 9.0), (None, None, 1.5)],
+    ids=["hint-wins", "history", "default"],
+)
+def test_estimates_prefer_the_hint_then_history_then_the_default(
+    hint: float | None, history: float | None, expected: float
+) -> None:
+    spec = t("a", est=hint)
+    known = {} if history is None else {task_key(spec): history}
+    assert Estimates(history=known, default_s=1.5).of(spec) == expected
+
+
+def test_history_makes_the_slow_branch_critical() -> None:
+    """Two equal-looking branches; earlier runs say `slow` takes 30 s, so it ranks first."""
+    tasks = (t("fast"), t("slow"), t("end", "fast", "slow"))
+    assert validate_plan(plan(*tasks)).priority[TaskId("fast")] == 2
+    history = Estimates(history={task_key(tasks[1]): 30.0})
+    graph = validate_plan(plan(*tasks), estimates=history)
+    assert graph.priority[TaskId("slow")] == 31 > graph.priority[TaskId("fast")] == 2
+    grown = extend_graph(graph, t("late"), estimates=Estimates(history={task_key(t("late")): 4}))
+    assert grown.priority[TaskId("late")] == 4
+    replanned = replan(graph, replace=TaskId("fast"), add=(t("f2"),), estimates=history)
+    assert replanned.priority[TaskId("slow")] == 31
 
 
 def test_replan_rewires_dependents_to_the_new_sinks() -> None:

@@ -8,16 +8,32 @@ from pathlib import Path
 import anyio
 import pytest
 
-from orchestrator.agents.reviewer import ReviewOut
+from orchestrator.agents.planner import DagPlanner
+from orchestrator.agents.reviewer import BatchReviewer, ReviewOut
+from orchestrator.agents.synthesizer import AnswerSynthesizer
+from orchestrator.agents.worker import ExecutorWorker
 from orchestrator.errors import ModelAPIError, PlanValidationError
 from orchestrator.events import EscalationDecided, TaskStarted
 from orchestrator.llm import ModelReply, ModelRequest
-from orchestrator.models import Failed, Limits, Skipped, Succeeded, TaskId
+from orchestrator.models import Failed, Limits, Skipped, Succeeded, TaskId, TaskSpec
+from orchestrator.plan import task_key
+from orchestrator.run import Engine, EngineConfig
+from orchestrator.store import RunStore
 from orchestrator.testing import RecordingSink, ScriptedModel, tool_call
 from orchestrator.toolkit import CheckOutcome, Tool
 from orchestrator.tools.base import tool
 
-from .helpers import accept_all, answer, engine, leaf, plan, task, tool_then_leaf, verdict
+from .helpers import (
+    LADDER,
+    accept_all,
+    answer,
+    engine,
+    leaf,
+    plan,
+    task,
+    tool_then_leaf,
+    verdict,
+)
 
 
 def gate_tools() -> tuple[Tool, Tool]:
@@ -407,3 +423,43 @@ async def test_run_streamed_plan_that_fails_validation_is_repaired_and_reuses_wo
     assert result.status == "completed"
     assert len(scripted.calls_for("worker", "a")) == 1  # a's result was reused, not redone
     assert "ghost" in scripted.calls_for("planner")[1].messages[1].content  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("learn", [True, False], ids=["history", "no-history"])
+async def test_run_starts_the_branch_earlier_runs_found_slow_first(
+    scripted: ScriptedModel, sink: RecordingSink, tmp_path: Path, learn: bool
+) -> None:
+    """Equal-looking roots under a cap of 1: latency history puts the slow one first."""
+    runs = tmp_path / "runs"
+    store = RunStore(runs)
+    store.record_latencies({task_key(TaskSpec(id=TaskId("slow"), instruction="do slow")): 40.0}, 0)
+    store.close()
+    scripted.script("planner", plan(task("quick"), task("slow"), task("end", "quick", "slow")))
+    scripted.respond("worker", lambda request: ModelReply(text=leaf("done").model_dump_json()))
+    standard(scripted)
+    config = EngineConfig(
+        ladder=LADDER,
+        limits=Limits(max_parallel=1),
+        run_root=runs,
+        stream_plan=False,
+        latency_history=learn,
+    )
+    eng = Engine(
+        scripted,
+        planner=DagPlanner(),
+        worker=ExecutorWorker(),
+        reviewer=BatchReviewer(),
+        synthesizer=AnswerSynthesizer(),
+        config=config,
+        sinks=[sink],
+    )
+    result = await eng.run("g")
+    assert result.status == "completed"
+    started = [getattr(e, "task_id", None) for e in sink.of("task_started")]
+    assert started == (["slow", "quick", "end"] if learn else ["quick", "slow", "end"])
+    done = result.results[TaskId("quick")]
+    assert isinstance(done, Succeeded) and done.duration_s > 0
+    again = RunStore(runs)
+    learned = again.latency_history()
+    again.close()
+    assert task_key(TaskSpec(id=TaskId("quick"), instruction="do quick")) in learned
