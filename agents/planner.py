@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -68,6 +68,9 @@ Reply with the JSON object only.
 CACHE_KEY = "orch-planner"
 _CLOSE_TIMEOUT_S = 5.0
 
+_create_model: Any = create_model
+"""pydantic's overloads cannot type a model whose fields are built from runtime enums."""
+
 
 class PlanOut(BaseModel):
     """The plan: a short rationale and the tasks, each listed after its deps."""
@@ -92,7 +95,7 @@ def constrained_plan_schema(
     tier_type: object = Literal[(*tiers, "")] if tiers else str  # "" is read as "no hint"
     if compact:
         # Tools before deps, and null-only fields where a tiny model would write prose.
-        task: type[BaseModel] = create_model(
+        task: type[BaseModel] = _create_model(
             "TaskOut",
             __config__=ConfigDict(extra="forbid"),
             id=(ident, ...),
@@ -106,7 +109,7 @@ def constrained_plan_schema(
             est_seconds=(None, ...),
         )
     else:
-        task = create_model(
+        task = _create_model(
             "TaskOut",
             __base__=TaskOut,
             id=(ident, ...),
@@ -117,7 +120,7 @@ def constrained_plan_schema(
     tasks: object = list[task]  # type: ignore[valid-type]
     if compact:  # an empty plan is never valid; let the grammar say so
         tasks = Annotated[list[task], Field(min_length=1)]  # type: ignore[valid-type]
-    return create_model("PlanOut", __base__=PlanOut, tasks=(tasks, ...))
+    return _create_model("PlanOut", __base__=PlanOut, tasks=(tasks, ...))
 
 
 class DagPlanner:

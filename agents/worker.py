@@ -59,7 +59,7 @@ class CompactLeafReportOut(LeafReportOut):
     """The report for very small models: a short summary and no confidence to invent."""
 
     summary: Annotated[str, Field(max_length=240)]
-    confidence: None
+    confidence: None  # pyright: ignore[reportIncompatibleVariableOverride] - narrowed on purpose: the schema must forbid it
 
 
 class NextStepOut(BaseModel):

@@ -80,7 +80,7 @@ def measure(functions: int, repeat: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--n", type=int, default=2000, help="functions (= chunks) at size N")
     parser.add_argument("--repeat", type=int, default=3, help="runs per size; the best counts")
     args = parser.parse_args()

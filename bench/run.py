@@ -30,6 +30,7 @@ from .measure import (
 from .report import markdown, targets
 from .run_orchestrator import peak_rss_mb, prep_time_s, run_sync
 from .run_streaming import measure_streaming_sync
+from .trace import Trace
 from .workloads import CRITICAL_PATH_S, Workload, layered, standard
 
 RESULTS = Path(__file__).parent / "results"
@@ -66,10 +67,11 @@ class _LangGraph:
     def once(self, workload: Workload, bounds: Metrics) -> Metrics | None:
         if self.runner is None:
             return None
-        traces = []
+        traces: list[Trace] = []
         for cap, zero in ((None, False), (CAP, False), (None, True)):
-            trace = self.runner.run_sync(max_parallel=cap, zero_latency=zero,
-                                         timeout_s=self._timeout_s)
+            trace = self.runner.run_sync(
+                max_parallel=cap, zero_latency=zero, timeout_s=self._timeout_s
+            )
             if trace is None:
                 self.note = f"LangGraph timed out (> {self._timeout_s:.0f} s) on {workload.name}."
                 self.runner = None
@@ -120,8 +122,11 @@ def measure_extras(*, quick: bool, reps: int, lg_max_tasks: int) -> dict[str, An
         else:
             extras["rss_langgraph"] = langgraph_rss(10_000, critical_path_s=random_cp)
     plan = layered()
-    extras["prep"] = {"tasks": len(plan.tasks), "repeats": 7,
-                      "median_ms": prep_time_s(plan, repeats=7) * 1e3}
+    extras["prep"] = {
+        "tasks": len(plan.tasks),
+        "repeats": 7,
+        "median_ms": prep_time_s(plan, repeats=7) * 1e3,
+    }
     streams = [measure_streaming_sync(generation_s=1.0) for _ in range(reps)]
     middle = sorted(streams, key=lambda s: s.fraction)[len(streams) // 2]
     extras["streaming"] = {
@@ -151,8 +156,11 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="1 repetition, shorter latencies")
     parser.add_argument("--reps", type=int, help="repetitions (default 3, 1 with --quick)")
-    parser.add_argument("--langgraph-max-tasks", type=int,
-                        help="skip LangGraph above this size (default 10000, 2000 with --quick)")
+    parser.add_argument(
+        "--langgraph-max-tasks",
+        type=int,
+        help="skip LangGraph above this size (default 10000, 2000 with --quick)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.json/md go")
     args = parser.parse_args(argv)
     args.reps = args.reps or (1 if args.quick else 3)
@@ -163,7 +171,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parse(argv)
     began, load_before = time.perf_counter(), os.getloadavg()[0]
-    rows = []
+    rows: list[dict[str, Any]] = []
     lg_max = args.langgraph_max_tasks
     for workload in standard(quick=args.quick):
         print(f"{workload.name} ({len(workload.tasks):,} tasks)", flush=True)
@@ -172,9 +180,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     extras = measure_extras(quick=args.quick, reps=args.reps, lg_max_tasks=lg_max)
     extras["environment"] = {
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "python": platform.python_version(), **_versions(), "cpus": os.cpu_count(),
-        "load_before": load_before, "load_after": os.getloadavg()[0],
-        "duration_s": time.perf_counter() - began, "repetitions": args.reps, "quick": args.quick,
+        "python": platform.python_version(),
+        **_versions(),
+        "cpus": os.cpu_count(),
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+        "duration_s": time.perf_counter() - began,
+        "repetitions": args.reps,
+        "quick": args.quick,
     }
     found = targets(rows, extras)
     text = markdown(rows, extras, found)

@@ -51,7 +51,7 @@ class LangGraphRunner:
         builder = StateGraph(_State)
         needed: set[TaskId] = set()
         for task in self.workload.tasks:
-            builder.add_node(task.id, self._node(task.id))  # pyright: ignore[reportArgumentType]
+            builder.add_node(task.id, self._node(task.id))  # pyright: ignore[reportArgumentType, reportUnknownMemberType] - LangGraph's generics
             if not task.deps:
                 builder.add_edge(START, task.id)
             elif len(task.deps) == 1:
@@ -62,7 +62,7 @@ class LangGraphRunner:
         for task in self.workload.tasks:
             if task.id not in needed:
                 builder.add_edge(task.id, END)
-        return builder.compile()
+        return builder.compile()  # pyright: ignore[reportUnknownMemberType] - LangGraph's generics
 
     def _node(self, task_id: TaskId) -> Callable[[_State], Awaitable[dict[str, int]]]:
         async def node(state: _State) -> dict[str, int]:
@@ -121,13 +121,16 @@ class LangGraphRunner:
 def peak_rss_mb(size: int, *, critical_path_s: float, timeout_s: float = 300.0) -> dict[str, float]:
     """Compile and run the random DAG of `size` tasks uncapped in a fresh interpreter."""
     command = [
-        sys.executable, "-m", "bench.run_langgraph",
-        "--rss", str(size), "--critical-path", str(critical_path_s),
+        sys.executable,
+        "-m",
+        "bench.run_langgraph",
+        "--rss",
+        str(size),
+        "--critical-path",
+        str(critical_path_s),
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -138,12 +141,16 @@ def main(argv: list[str] | None = None) -> None:
     baseline = maxrss_mb()
     workload = scaled_to(random_dag(size=args.rss), args.critical_path)
     trace = LangGraphRunner(workload).run_sync(max_parallel=None)
-    print(json.dumps({
-        "peak_rss_mb": maxrss_mb(),
-        "baseline_rss_mb": baseline,
-        "tasks": len(workload.tasks),
-        "makespan_s": None if trace is None else trace.makespan_s,
-    }))
+    print(
+        json.dumps(
+            {
+                "peak_rss_mb": maxrss_mb(),
+                "baseline_rss_mb": baseline,
+                "tasks": len(workload.tasks),
+                "makespan_s": None if trace is None else trace.makespan_s,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

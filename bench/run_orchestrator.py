@@ -38,7 +38,7 @@ class DispatcherFactory(Protocol):
         scheduler: Scheduler,
         *,
         start_task: Callable[[TaskId], Awaitable[TaskId]],
-        on_message: Callable[[TaskId], None],
+        on_message: Callable[[TaskId], object],
     ) -> Dispatcher[TaskId]: ...
 
 

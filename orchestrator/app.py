@@ -68,7 +68,7 @@ class Orchestrator:
         self._limits = limits
         self._policy = policy or EscalationPolicy()
         self._prices = prices or PriceTable.default()
-        self._review = review
+        self._review: Literal["all", "none"] = review
         self._sinks = tuple(sinks)
         self._approve = approve
         self._roles = (planner, worker, reviewer, synthesizer)
@@ -140,7 +140,7 @@ class Orchestrator:
                 run_root=run_root if run_root.is_absolute() else self.workdir / run_root,
             ),
             sinks=self._sinks,
-            check_runner=_shell_check,
+            check_runner=shell_check,
             approve=self._approve,
         )
 
@@ -154,9 +154,8 @@ def default_tools() -> tuple[Tool, ...]:
     return (*file_tools(), ApplyPatchTool(), ShellTool())
 
 
-async def _shell_check(
-    command: str, workdir: Path, timeout_s: float, run_dir: Path
-) -> CheckOutcome:
+async def shell_check(command: str, workdir: Path, timeout_s: float, run_dir: Path) -> CheckOutcome:
+    """The default acceptance-check runner: the shell tool's runner, in the workspace."""
     from .tools.shell import run_acceptance_check
 
     result = await run_acceptance_check(command, workdir, timeout_s, run_dir)

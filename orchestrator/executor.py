@@ -69,12 +69,13 @@ class Dispatcher(Generic[M]):
         scheduler: Scheduler,
         *,
         start_task: Callable[[TaskId], Awaitable[M]],
-        on_message: Callable[[M], None],
+        on_message: Callable[[M], object],
         on_started: Callable[[TaskId], None] | None = None,
     ) -> None:
         self.scheduler = scheduler
         self._start_task = start_task
         self._on_message = on_message
+        """Applies one message to the run's state; what it returns is ignored."""
         self._on_started = on_started
         self._live = 0
         self._tg: TaskGroup | None = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
@@ -82,7 +82,7 @@ def build_openai_client(
 
 
 @contextmanager
-def map_openai_errors(*, timeout_s: float | None) -> Iterator[None]:
+def map_openai_errors(*, timeout_s: float | None) -> Generator[None, None, None]:
     """Turn SDK errors raised inside the block into ours, most specific first, chained.
 
     Raises:

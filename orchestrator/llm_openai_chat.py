@@ -7,8 +7,8 @@ for, whether a lone tool must be named in `tool_choice`, and whether `tool_choic
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel
 
@@ -97,8 +97,9 @@ class OpenAIChatClient:
         """Run one request to completion; see `map_openai_errors` for what it raises."""
         body = chat_body(request, self._capabilities)
         with map_openai_errors(timeout_s=self._timeout_s):
-            completion = await self._client.chat.completions.create(
-                **body, extra_body=self._extra_body
+            completion = cast(
+                "ChatCompletion",
+                await self._client.chat.completions.create(**body, extra_body=self._extra_body),
             )
         return reply_from_completion(completion, request, self._capabilities)
 
@@ -297,7 +298,7 @@ def reply_from_completion(
 def _reply(
     *,
     text: str,
-    raw_calls: list[tuple[str | None, str, str]],
+    raw_calls: Sequence[tuple[str | None, str, str]],
     finish_reason: str | None,
     usage: TokenUsage,
     model: str,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .errors import ModelAPIError
 from .llm import (
@@ -99,7 +99,7 @@ class OpenAIResponsesClient:
         """Run one request to completion; see `map_openai_errors` for what it raises."""
         body = responses_body(request, self._capabilities, store=self._store)
         with map_openai_errors(timeout_s=self._timeout_s):
-            response = await self._client.responses.create(**body)
+            response = cast("Response", await self._client.responses.create(**body))
         return reply_from_response(response, request)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
@@ -136,7 +136,9 @@ class OpenAIResponsesClient:
 
 
 def _final_response(event: ResponseStreamEvent) -> Response | None:
-    if event.type in ("response.completed", "response.incomplete", "response.failed"):
+    if event.type == "response.completed" or event.type == "response.incomplete":
+        return event.response
+    if event.type == "response.failed":
         return event.response
     if event.type == "error":
         raise ModelAPIError(

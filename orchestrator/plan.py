@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from dataclasses import replace as _replace_fields
+from typing import cast
 
 import networkx as nx
 
@@ -89,8 +90,8 @@ def validate_plan(
     graph.add_nodes_from(t.id for t in plan.tasks)
     graph.add_edges_from((dep, t.id) for t in plan.tasks for dep in t.deps)
     if not nx.is_directed_acyclic_graph(graph):
-        edges: list[tuple[TaskId, TaskId]] = nx.find_cycle(graph)  # pyright: ignore[reportUnknownVariableType]
-        cycle = tuple(edge[0] for edge in edges)
+        found = nx.find_cycle(graph)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        cycle = tuple(edge[0] for edge in cast("list[tuple[TaskId, TaskId]]", found))
         raise PlanValidationError(
             f"dependency cycle: {' -> '.join((*cycle, cycle[0]))}; "
             "remove one of these dependencies",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -28,8 +28,10 @@ def _offline(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) ->
     real_connect = socket.socket.connect
 
     def guarded(self: socket.socket, address: Any) -> Any:
-        host = address[0] if isinstance(address, tuple) else str(address)
-        if self.family == socket.AF_UNIX or str(host).startswith(_LOOPBACK):
+        target: object = address  # narrowed below; `address` goes through untouched
+        parts = cast("tuple[object, ...]", target) if isinstance(target, tuple) else (target,)
+        host = str(parts[0])
+        if self.family == socket.AF_UNIX or host.startswith(_LOOPBACK):
             return real_connect(self, address)
         pytest.fail(f"test tried to reach {address!r}: tests are offline")
 

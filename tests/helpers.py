@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Literal
 
 from orchestrator.agents.planner import DagPlanner, PlanOut
 from orchestrator.agents.reviewer import BatchReviewer, ReviewOut, VerdictOut
@@ -47,22 +48,27 @@ def plan(*tasks: TaskOut) -> PlanOut:
     return PlanOut(rationale="split", tasks=list(tasks))
 
 
-def leaf(summary: str = "ok", status: str = "done", **outputs: str) -> LeafReportOut:
+def leaf(
+    summary: str = "ok", status: Literal["done", "failed", "ambiguous"] = "done", **outputs: str
+) -> LeafReportOut:
     return LeafReportOut(
         status=status,
-        summary=summary,  # type: ignore[arg-type]
+        summary=summary,
         outputs=[OutputItem(name=k, value=v) for k, v in outputs.items()],
         confidence=0.9,
     )
 
 
 def verdict(
-    task_id: str, kind: str, feedback: str = "", new_tasks: list[TaskOut] | None = None
+    task_id: str,
+    kind: Literal["accept", "retry", "escalate", "replan"],
+    feedback: str = "",
+    new_tasks: list[TaskOut] | None = None,
 ) -> VerdictOut:
     return VerdictOut(
         task_id=task_id,
         verdict=kind,
-        feedback=feedback,  # type: ignore[arg-type]
+        feedback=feedback,
         new_tasks=new_tasks,
     )
 
@@ -97,7 +103,7 @@ def engine(
     sinks: Iterable[EventSink] = (),
     limits: Limits | None = None,
     check_runner: CheckRunner | None = None,
-    review: str = "all",
+    review: Literal["all", "none"] = "all",
 ) -> Engine:
     return Engine(
         model,

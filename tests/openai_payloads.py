@@ -95,7 +95,7 @@ def responses_usage(
 
 
 def message_item(text: str) -> dict[str, Any]:
-    part = {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
+    part: dict[str, Any] = {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
     return {
         "id": _id("msg"),
         "type": "message",
@@ -184,7 +184,7 @@ def response_text_stream(deltas: list[str], final: dict[str, Any]) -> list[dict[
     """The event sequence of one streamed text message, ending in `response.completed`."""
     seq = count()
     item_id = final["output"][-1]["id"]
-    in_progress = {**final, "status": "in_progress", "output": [], "usage": None}
+    in_progress: dict[str, Any] = {**final, "status": "in_progress", "output": [], "usage": None}
     events: list[dict[str, Any]] = [
         {"type": "response.created", "response": in_progress},
         {"type": "response.in_progress", "response": in_progress},

@@ -15,7 +15,15 @@ from orchestrator.agents.worker import ExecutorWorker
 from orchestrator.errors import ModelAPIError, PlanValidationError
 from orchestrator.events import EscalationDecided, TaskStarted
 from orchestrator.llm import ModelReply, ModelRequest
-from orchestrator.models import Failed, Limits, Skipped, Succeeded, TaskId, TaskSpec
+from orchestrator.models import (
+    Failed,
+    Limits,
+    RunResult,
+    Skipped,
+    Succeeded,
+    TaskId,
+    TaskSpec,
+)
 from orchestrator.plan import task_key
 from orchestrator.run import Engine, EngineConfig
 from orchestrator.store import RunStore
@@ -263,6 +271,7 @@ async def test_run_cancel_stops_cleanly_with_partial_result(
     scripted.script("worker", tool_call("forever"), task="stuck")
     standard(scripted)
     eng = engine(scripted, tmp_path, tools=[forever], sinks=[sink])
+    result: RunResult | None = None
     async with anyio.create_task_group() as tg:
 
         async def cancel_when_stuck() -> None:
@@ -273,6 +282,7 @@ async def test_run_cancel_stops_cleanly_with_partial_result(
         tg.start_soon(cancel_when_stuck)
         with anyio.fail_after(5):
             result = await eng.run("g")
+    assert result is not None
     assert result.status == "cancelled"
     assert isinstance(result.results[TaskId("stuck")], Skipped)
     assert isinstance(result.results[TaskId("after")], Skipped)

@@ -8,7 +8,7 @@ from pathlib import Path
 import anyio
 
 from orchestrator.llm import ModelReply, ModelRequest
-from orchestrator.models import Skipped, Succeeded, TaskId
+from orchestrator.models import RunResult, Skipped, Succeeded, TaskId
 from orchestrator.testing import RecordingSink, ScriptedModel, tool_call
 from orchestrator.tools.apply_patch import ApplyPatchTool
 from orchestrator.tools.shell import ShellTool
@@ -28,9 +28,9 @@ def _running(pid: int) -> bool:
 
 
 def _check_with_shell():  # the app's real acceptance-check runner
-    from orchestrator.app import _shell_check
+    from orchestrator.app import shell_check
 
-    return _shell_check
+    return shell_check
 
 
 async def test_run_tools_patch_then_shell_with_a_passing_check(
@@ -93,6 +93,7 @@ async def test_run_tools_cancel_kills_running_shell_processes(
     )
     scripted.respond("reviewer", accept_all).respond("synthesizer", answer)
     eng = engine(scripted, tmp_path, tools=[ShellTool(sandbox=None)])
+    result: RunResult | None = None
     async with anyio.create_task_group() as tg:
 
         async def cancel_when_started() -> None:
@@ -103,6 +104,7 @@ async def test_run_tools_cancel_kills_running_shell_processes(
         tg.start_soon(cancel_when_started)
         with anyio.fail_after(10):
             result = await eng.run("g", workdir=work)
+    assert result is not None
     assert result.status == "cancelled"
     assert isinstance(result.results[TaskId("long")], Skipped)
     assert not _running(int(pid_file.read_text()))

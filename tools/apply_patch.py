@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import cast
 
 import anyio.to_thread
 
@@ -128,7 +129,7 @@ def _operation_fields(operation: object, number: int) -> tuple[str, str, str, st
     """Validate one native operation object: (type, path, diff, move_to)."""
     if not isinstance(operation, Mapping):
         raise PatchError(f"operation {number} is not an object")
-    fields: Mapping[str, object] = operation
+    fields = cast("Mapping[str, object]", operation)
     kind, path = fields.get("type"), fields.get("path")
     diff, move_to = fields.get("diff"), fields.get("move_to")
     if kind not in _OPERATION_TYPES:
@@ -257,7 +258,7 @@ def _json_object(arguments: str, *, what: str) -> dict[str, JSONValue]:
         raise PatchError(f"{what} is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise PatchError(f"{what} must be a JSON object")
-    return value
+    return cast("dict[str, JSONValue]", value)
 
 
 def _patch_argument(arguments: str) -> str:

@@ -127,7 +127,9 @@ def explain_mismatch(index: LineIndex, expected: Sequence[str], start: int) -> M
             lo = mid
         else:
             hi = mid - 1
-    matches = index.find_in_pass(expected[:lo], start, loosest, limit=2) if lo else ()
+    matches: Sequence[int] = []
+    if lo:
+        matches = index.find_in_pass(expected[:lo], start, loosest, limit=2)
     # A one-line prefix found in several places (a blank line, a lone brace) says little about
     # where the model meant; then look for the failing line by similarity instead.
     if lo > 1 or len(matches) == 1:

@@ -162,9 +162,10 @@ class LineIndex:
         if keys is None or positions is None:
             normalise = self._passes[pass_no]
             keys = [normalise(line) for line in self._lines]
-            positions = {}
+            fresh: dict[str, list[int]] = {}
             for number, key in enumerate(keys):
-                positions.setdefault(key, []).append(number)
+                fresh.setdefault(key, []).append(number)
+            positions = fresh
             self._keys[pass_no], self._positions[pass_no] = keys, positions
         return keys, positions
 
