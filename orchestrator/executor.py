@@ -127,9 +127,9 @@ class Dispatcher(Generic[M]):
                     self._idle.pop().assign(None)
 
     # -- settling: handle waiting messages, then start what is ready ---------------------------
-    def _deliver(self, final: bool, message: M | None) -> None:
+    def _deliver(self, final: bool, message: M | None, *, keep: bool = False) -> TaskId | None:
         self._inbox.append((final, message))
-        self._settle(keep=False)
+        return self._settle(keep=keep)
 
     def _settle(self, *, keep: bool) -> TaskId | None:
         """Handle every waiting message in order, then dispatch; with `keep`, return one ready task
@@ -231,8 +231,7 @@ class Dispatcher(Generic[M]):
         while True:
             message = await self._start_task(task_id)
             self._wide.pop(task_id, None)
-            self._inbox.append((True, message))
-            kept = self._settle(keep=True)
+            kept = self._deliver(True, message, keep=True)
             if kept is None:
                 if len(self._idle) >= _MAX_IDLE or self._tg is None:
                     return
