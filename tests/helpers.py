@@ -104,6 +104,8 @@ def engine(
     limits: Limits | None = None,
     check_runner: CheckRunner | None = None,
     review: Literal["all", "none"] = "all",
+    stream_plan: bool = True,
+    latency_history: bool = True,
 ) -> Engine:
     return Engine(
         model,
@@ -117,6 +119,8 @@ def engine(
             limits=limits or Limits(max_parallel=8),
             run_root=tmp_path / "runs",
             review=review,
+            stream_plan=stream_plan,
+            latency_history=latency_history,
         ),  # type: ignore[arg-type]
         sinks=tuple(sinks),
         check_runner=check_runner,

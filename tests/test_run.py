@@ -8,10 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from orchestrator.agents.planner import DagPlanner
-from orchestrator.agents.reviewer import BatchReviewer, ReviewOut
-from orchestrator.agents.synthesizer import AnswerSynthesizer
-from orchestrator.agents.worker import ExecutorWorker
+from orchestrator.agents.reviewer import ReviewOut
 from orchestrator.errors import ModelAPIError, PlanValidationError
 from orchestrator.events import EscalationDecided, TaskStarted
 from orchestrator.llm import ModelReply, ModelRequest
@@ -25,14 +22,12 @@ from orchestrator.models import (
     TaskSpec,
 )
 from orchestrator.plan import task_key
-from orchestrator.run import Engine, EngineConfig
 from orchestrator.store import RunStore
 from orchestrator.testing import RecordingSink, ScriptedModel, tool_call
 from orchestrator.toolkit import CheckOutcome, Tool
 from orchestrator.tools.base import tool
 
 from .helpers import (
-    LADDER,
     accept_all,
     answer,
     engine,
@@ -447,21 +442,13 @@ async def test_run_starts_the_branch_earlier_runs_found_slow_first(
     scripted.script("planner", plan(task("quick"), task("slow"), task("end", "quick", "slow")))
     scripted.respond("worker", lambda request: ModelReply(text=leaf("done").model_dump_json()))
     standard(scripted)
-    config = EngineConfig(
-        ladder=LADDER,
+    eng = engine(
+        scripted,
+        tmp_path,
+        sinks=[sink],
         limits=Limits(max_parallel=1),
-        run_root=runs,
         stream_plan=False,
         latency_history=learn,
-    )
-    eng = Engine(
-        scripted,
-        planner=DagPlanner(),
-        worker=ExecutorWorker(),
-        reviewer=BatchReviewer(),
-        synthesizer=AnswerSynthesizer(),
-        config=config,
-        sinks=[sink],
     )
     result = await eng.run("g")
     assert result.status == "completed"
