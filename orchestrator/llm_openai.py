@@ -16,7 +16,7 @@ import openai
 from pydantic import BaseModel, ValidationError
 
 from .errors import ModelAPIError, ModelBehaviorError, ModelTimeoutError
-from .llm import JSONValue, ModelRequest, ToolKind
+from .llm import JSONValue, ModelCapabilities, ModelRequest, ToolKind
 from .models import TokenUsage
 
 if TYPE_CHECKING:
@@ -64,21 +64,38 @@ _SCHEMA_LISTS = frozenset({"anyOf", "oneOf", "allOf", "prefixItems"})
 _SCHEMA_VALUES = frozenset({"items", "additionalProperties", "not"})
 
 
-def build_openai_client(
-    *,
-    api_key: str | None,
-    base_url: str | None,
-    http_client: AsyncHTTPClient | None,
-    timeout_s: float,
-) -> openai.AsyncOpenAI:
-    """One SDK client per model client; safe to share between concurrent tasks."""
-    return openai.AsyncOpenAI(
-        api_key=api_key or _NO_API_KEY,
-        base_url=base_url or DEFAULT_BASE_URL,
-        timeout=timeout_s,
-        max_retries=0,  # the engine owns retries (STYLE §3): two retry layers multiply
-        http_client=cast(Any, http_client),
-    )
+class OpenAIClientBase:
+    """What both OpenAI clients share: one SDK client (safe between concurrent tasks), who owns its
+    HTTP client, the per-request timeout and the declared capabilities."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str | None,
+        http_client: AsyncHTTPClient | None,
+        timeout_s: float,
+        capabilities: ModelCapabilities,
+    ) -> None:
+        self._client = openai.AsyncOpenAI(
+            api_key=api_key or _NO_API_KEY,
+            base_url=base_url or DEFAULT_BASE_URL,
+            timeout=timeout_s,
+            max_retries=0,  # the engine owns retries (STYLE §3): two retry layers multiply
+            http_client=cast(Any, http_client),
+        )
+        self._owns_http_client = http_client is None
+        self._timeout_s = timeout_s
+        self._capabilities = capabilities
+
+    @property
+    def capabilities(self) -> ModelCapabilities:
+        return self._capabilities
+
+    async def aclose(self) -> None:
+        """Close the HTTP client, unless the caller passed one in (then it is theirs)."""
+        if self._owns_http_client:
+            await self._client.close()
 
 
 @contextmanager

@@ -33,7 +33,7 @@ from .llm import (
 )
 from .llm_openai import (
     EMPTY_PARAMETERS,
-    build_openai_client,
+    OpenAIClientBase,
     map_openai_errors,
     parse_output,
     schema_name,
@@ -57,7 +57,7 @@ _SCHEMA_PROMPT = (
 )
 
 
-class OpenAIChatClient:
+class OpenAIChatClient(OpenAIClientBase):
     """A `StreamingModelClient` over `POST /chat/completions`; safe for concurrent use.
 
     Args:
@@ -81,17 +81,14 @@ class OpenAIChatClient:
         capabilities: ModelCapabilities | None = None,
         extra_body: Mapping[str, object] | None = None,
     ) -> None:
-        self._client = build_openai_client(
-            api_key=api_key, base_url=base_url, http_client=http_client, timeout_s=timeout_s
+        super().__init__(
+            api_key=api_key,
+            base_url=base_url,
+            http_client=http_client,
+            timeout_s=timeout_s,
+            capabilities=capabilities or CHAT_CAPABILITIES,
         )
-        self._owns_http_client = http_client is None
-        self._timeout_s = timeout_s
-        self._capabilities = capabilities or CHAT_CAPABILITIES
         self._extra_body = dict(extra_body) if extra_body else None
-
-    @property
-    def capabilities(self) -> ModelCapabilities:
-        return self._capabilities
 
     async def complete(self, request: ModelRequest) -> ModelReply:
         """Run one request to completion; see `map_openai_errors` for what it raises."""
@@ -126,11 +123,6 @@ class OpenAIChatClient:
                     if text := assembly.add(chunk):
                         yield TextDelta(text=text)
         yield ReplyDone(reply=assembly.reply(request, self._capabilities))
-
-    async def aclose(self) -> None:
-        """Close the HTTP client, unless the caller passed one in (then it is theirs)."""
-        if self._owns_http_client:
-            await self._client.close()
 
 
 def chat_body(request: ModelRequest, capabilities: ModelCapabilities) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from .llm import (
 )
 from .llm_openai import (
     EMPTY_PARAMETERS,
-    build_openai_client,
+    OpenAIClientBase,
     decode_native,
     map_openai_errors,
     native_tool_name,
@@ -59,7 +59,7 @@ RESPONSES_CAPABILITIES = ModelCapabilities(
 _INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter": "content_filter"}
 
 
-class OpenAIResponsesClient:
+class OpenAIResponsesClient(OpenAIClientBase):
     """A `StreamingModelClient` over `POST /responses`; one SDK client, safe for concurrent use.
 
     Args:
@@ -83,17 +83,14 @@ class OpenAIResponsesClient:
         capabilities: ModelCapabilities | None = None,
         store: bool = False,
     ) -> None:
-        self._client = build_openai_client(
-            api_key=api_key, base_url=base_url, http_client=http_client, timeout_s=timeout_s
+        super().__init__(
+            api_key=api_key,
+            base_url=base_url,
+            http_client=http_client,
+            timeout_s=timeout_s,
+            capabilities=capabilities or RESPONSES_CAPABILITIES,
         )
-        self._owns_http_client = http_client is None
-        self._timeout_s = timeout_s
-        self._capabilities = capabilities or RESPONSES_CAPABILITIES
         self._store = store
-
-    @property
-    def capabilities(self) -> ModelCapabilities:
-        return self._capabilities
 
     async def complete(self, request: ModelRequest) -> ModelReply:
         """Run one request to completion; see `map_openai_errors` for what it raises."""
@@ -128,11 +125,6 @@ class OpenAIResponsesClient:
                 retryable=True,
             )
         yield ReplyDone(reply=reply_from_response(final, request))
-
-    async def aclose(self) -> None:
-        """Close the HTTP client, unless the caller passed one in (then it is theirs)."""
-        if self._owns_http_client:
-            await self._client.close()
 
 
 def _final_response(event: ResponseStreamEvent) -> Response | None:
