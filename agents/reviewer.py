@@ -101,7 +101,8 @@ class BatchReviewer:
         self._max_output_chars = max_output_chars
 
     async def review(self, request: ReviewRequest, client: ModelClient) -> tuple[Verdict, ...]:
-        """Judge a batch; verdicts on tasks outside the batch are dropped, missing ones accept.
+        """Judge a batch; verdicts on tasks outside the batch are dropped; the engine reviews
+        tasks without a verdict again (it never accepts unjudged work).
 
         Raises:
             ModelError: the call failed, or the reply does not fit `ReviewOut`.
@@ -173,8 +174,13 @@ def _cut(text: str, limit: int) -> str:
 
 
 def to_verdicts(out: ReviewOut, batch: Iterable[TaskId]) -> tuple[Verdict, ...]:
-    """Domain verdicts for a reply: first verdict per batch task wins, others are dropped."""
+    """Domain verdicts for a reply: first verdict per batch task wins, others are dropped.
+
+    One verdict for a batch of one is that task's, whatever id it names (small models misspell).
+    """
     pending = set(batch)
+    if len(pending) == 1 and len(out.verdicts) == 1:
+        return (_to_verdict(next(iter(pending)), out.verdicts[0]),)
     verdicts: list[Verdict] = []
     for v in out.verdicts:
         task_id = TaskId(v.task_id.strip())

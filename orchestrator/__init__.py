@@ -11,6 +11,7 @@ from .errors import LocalModelError as LocalModelError
 from .errors import ModelAPIError as ModelAPIError
 from .errors import ModelBehaviorError as ModelBehaviorError
 from .errors import ModelError as ModelError
+from .errors import ModelOutageError as ModelOutageError
 from .errors import ModelTimeoutError as ModelTimeoutError
 from .errors import OrchestratorError as OrchestratorError
 from .errors import PatchError as PatchError
@@ -31,11 +32,14 @@ from .models import Skipped as Skipped
 from .models import Succeeded as Succeeded
 from .models import TaskSpec as TaskSpec
 from .models import TierSpec as TierSpec
+from .models import Unreviewed as Unreviewed
 from .pricing import Price as Price
 from .pricing import PriceTable as PriceTable
+from .retry import RetryPolicy as RetryPolicy
 from .run import Engine as Engine
 from .run import EngineConfig as EngineConfig
 from .settings import Settings as Settings
+from .throttle import RateLimit as RateLimit
 from .toolkit import Tool as Tool
 from .toolkit import ToolContext as ToolContext
 from .toolkit import ToolFailed as ToolFailed
@@ -57,6 +61,7 @@ __all__ = (
     "ModelCapabilities",
     "ModelClient",
     "ModelError",
+    "ModelOutageError",
     "ModelReply",
     "ModelRequest",
     "ModelTimeoutError",
@@ -68,6 +73,8 @@ __all__ = (
     "PlanValidationError",
     "Price",
     "PriceTable",
+    "RateLimit",
+    "RetryPolicy",
     "RoleOptions",
     "RunAbortedError",
     "RunResult",
@@ -80,6 +87,7 @@ __all__ = (
     "ToolContext",
     "ToolFailed",
     "ToolRetry",
+    "Unreviewed",
     "default_tools",
     "tool",
 )

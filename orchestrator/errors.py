@@ -5,9 +5,10 @@ OrchestratorError
 ├── ConfigError              caller misuse / bad settings; message names the exact fix
 ├── PlanValidationError      .task_ids, .cycle
 ├── ModelError
-│   ├── ModelAPIError        .status_code, .retryable
+│   ├── ModelAPIError        .status_code, .retryable, .retry_after_s
+│   │   └── ModelOutageError .outage_s: transport faults outlasted `Limits.outage_grace_s`
 │   ├── ModelTimeoutError    .timeout_s
-│   └── ModelBehaviorError   reply does not fit the requested schema
+│   └── ModelBehaviorError   reply does not fit the requested schema; .usage it still cost
 ├── ToolError                a tool could not be built or run (registration, patch, path)
 │   ├── PatchError           .path, .hunk: an apply_patch rejected; the workspace is unchanged
 │   └── PathEscapeError      .path: a path leads outside the workspace
@@ -25,7 +26,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .models import RunResult
+    from .models import RunResult, TokenUsage
 
 
 class OrchestratorError(Exception):
@@ -56,12 +57,31 @@ class ModelError(OrchestratorError):
 class ModelAPIError(ModelError):
     """The model API answered with an error status or could not be reached."""
 
-    def __init__(self, message: str, *, status_code: int | None, retryable: bool) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None,
+        retryable: bool,
+        retry_after_s: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
         """HTTP status, or None when no response arrived."""
         self.retryable = retryable
-        """Whether the same request may succeed later (429, 5xx, connection faults)."""
+        """Whether the same request may succeed later (408, 409, 429, 5xx, connection faults)."""
+        self.retry_after_s = retry_after_s
+        """How long the server asked us to wait (`retry-after-ms`, `retry-after`,
+        `x-ratelimit-reset-*`), when it said."""
+
+
+class ModelOutageError(ModelAPIError):
+    """Every try of one call failed with transport faults for longer than the outage grace."""
+
+    def __init__(self, message: str, *, status_code: int | None, outage_s: float) -> None:
+        super().__init__(message, status_code=status_code, retryable=False)
+        self.outage_s = outage_s
+        """How long the call kept failing before it gave up."""
 
 
 class ModelTimeoutError(ModelError):
@@ -75,6 +95,13 @@ class ModelTimeoutError(ModelError):
 
 class ModelBehaviorError(ModelError):
     """The model replied, but not in the shape that was asked for."""
+
+    def __init__(self, message: str, *, usage: TokenUsage | None = None, model: str = "") -> None:
+        super().__init__(message)
+        self.usage = usage
+        """What the invalid reply was billed, when the backend reported it (counted as wasted)."""
+        self.model = model
+        """The model that answered, as the backend named it."""
 
 
 class ToolError(OrchestratorError):

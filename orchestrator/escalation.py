@@ -16,6 +16,7 @@ Trigger = Literal[
     "review_rejected",
     "review_escalate",
     "fatal_error",
+    "outage",
 ]
 """Why an attempt did not produce an accepted result."""
 
@@ -59,8 +60,11 @@ class EscalationPolicy:
         default_factory=lambda: frozenset({"ambiguous", "turn_limit", "review_escalate"})
     )
     """Triggers that say the tier is too weak, so retrying it in place is wasted money."""
-    never_retry: frozenset[Trigger] = field(default_factory=lambda: frozenset({"fatal_error"}))
-    """Triggers that fail the task at once (a non-retryable API error, a refused request)."""
+    never_retry: frozenset[Trigger] = field(
+        default_factory=lambda: frozenset({"fatal_error", "outage"})
+    )
+    """Triggers that fail the task at once: a non-retryable API error, a refused request, or an
+    outage that outlasted its grace (the gateway already retried it for that long)."""
 
     def decide(
         self, trigger: Trigger, *, attempts_at_tier: int, tier_index: int, ladder_len: int

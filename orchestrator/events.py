@@ -79,6 +79,12 @@ class ModelCalled(_Base):
     tokens_reasoning: int
     cost_usd: float
     duration_ms: float
+    tries: int = 1
+    """HTTP requests this logical call took (1 + transport retries)."""
+    wasted: bool = False
+    """Billed, but the reply was not used (invalid, cut in transit, abandoned at cancel)."""
+    tokens_estimated: int = 0
+    """How many of the tokens are our estimate because the API reported none."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,6 +96,26 @@ class ModelCallFailed(_Base):
     error_type: str
     message: str
     retryable: bool
+    tries: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelCallRetried(_Base):
+    """A transport fault; the gateway sends the same request again after `delay_s`."""
+
+    kind: Literal["model_call_retried"] = "model_call_retried"
+    role: str
+    model: str
+    task_id: TaskId | None
+    try_number: int
+    """The try that failed (1 = the first request)."""
+    error_type: str
+    status_code: int | None
+    message: str
+    delay_s: float
+    """This caller's own backoff; the endpoint's shared cooldown may hold it longer."""
+    cooldown_s: float
+    """The shared cooldown left on the endpoint for every caller (0 when none)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -132,6 +158,15 @@ class TaskSkipped(_Base):
     task_id: TaskId
     reason: str
     blocked_by: TaskId | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskUnreviewed(_Base):
+    """The work finished but the reviewer could not judge it; it is kept and not accepted."""
+
+    kind: Literal["task_unreviewed"] = "task_unreviewed"
+    task_id: TaskId
+    reason: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -179,6 +214,11 @@ class RunFinished(_Base):
     skipped: int
     escalations: int
     escalation_rate: float
+    unreviewed: int = 0
+    model_retries: int = 0
+    """HTTP requests sent again after transport faults."""
+    wasted_cost_usd: float = 0.0
+    """Spent on replies that were not used (invalid, cut in transit, abandoned)."""
     cost_usd: float
     tokens_in: int
     tokens_cached: int
@@ -196,10 +236,12 @@ Event = (
     | ToolCalled
     | ModelCalled
     | ModelCallFailed
+    | ModelCallRetried
     | AttemptFinished
     | TaskSucceeded
     | TaskFailed
     | TaskSkipped
+    | TaskUnreviewed
     | TaskRetried
     | ReviewDecided
     | EscalationDecided

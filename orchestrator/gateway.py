@@ -1,4 +1,10 @@
-"""The run's view of the model: budgets checked before every call, usage priced, calls as events."""
+"""The run's view of the model: the one retry owner, budgets before each call, usage priced, events.
+
+A transport fault (429, 5xx, a cut connection, a timeout, an undecodable body) is retried here, as
+the same request: the attempt above never sees it, so it never counts as an attempt, never
+escalates and never re-runs a tool. Waits are shared per model through the engine's `Throttle`.
+Past `Limits.outage_grace_s` of failures the call ends in `ModelOutageError`.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,15 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from .errors import BudgetExceededError, ModelAPIError, ModelError, ModelTimeoutError
-from .events import EventSink, ModelCalled, ModelCallFailed
+from .errors import (
+    BudgetExceededError,
+    ModelAPIError,
+    ModelBehaviorError,
+    ModelError,
+    ModelOutageError,
+    ModelTimeoutError,
+)
+from .events import EventSink, ModelCalled, ModelCallFailed, ModelCallRetried
 from .llm import (
     ModelCapabilities,
     ModelClient,
@@ -18,29 +31,60 @@ from .llm import (
     ReplyDone,
     StreamEvent,
     StreamingModelClient,
+    estimate_input_tokens,
+    estimate_usage,
 )
-from .models import Limits, RunId, TaskId, Usage
+from .models import Limits, RunId, TaskId, TokenUsage, Usage
 from .pricing import PriceTable
+from .retry import RetryPolicy, is_transport, outage_message, retry_delay_s
+from .throttle import Throttle
 
 
 @dataclass(slots=True)
 class Ledger:
-    """Usage totals of one run, by role, by tier and by task."""
+    """Usage totals of one run, by role, by tier and by task; wasted usage is also kept apart."""
 
     total: Usage = field(default_factory=Usage)
     by_role: dict[str, Usage] = field(default_factory=lambda: {})
     by_tier: dict[tuple[str, str], Usage] = field(default_factory=lambda: {})
     by_task: dict[TaskId, Usage] = field(default_factory=lambda: {})
+    wasted: Usage = field(default_factory=Usage)
+    """Billed for replies that were not used: invalid, cut in transit, abandoned at cancel."""
     calls: int = 0
+    retries: int = 0
+    """Transport retries: HTTP requests sent again for the same logical call."""
 
-    def add(self, request: ModelRequest, usage: Usage) -> None:
+    def add(
+        self, request: ModelRequest, usage: Usage, *, wasted: bool = False, call: bool = True
+    ) -> None:
+        """Count `usage`; `call` is False for a wasted try of a call that goes on."""
         self.total += usage
-        self.calls += 1
+        self.calls += int(call)
+        if wasted:
+            self.wasted += usage
         self.by_role[request.role] = self.by_role.get(request.role, Usage()) + usage
         key = (request.tier, request.model)
         self.by_tier[key] = self.by_tier.get(key, Usage()) + usage
         if request.task_id is not None:
             self.by_task[request.task_id] = self.by_task.get(request.task_id, Usage()) + usage
+
+
+@dataclass(slots=True)
+class _Call:
+    """One logical call's progress across its HTTP tries."""
+
+    request: ModelRequest
+    started: float = field(default_factory=time.perf_counter)
+    tries: int = 0
+    failures: int = 0
+    text: list[str] = field(default_factory=lambda: [])
+    """Text of the current try already handed to a stream's consumer (for cost estimates)."""
+    delivered: bool = False
+    """Some text reached the stream's consumer: a retry must come back whole."""
+    in_flight: bool = False
+    """A request is out: if the caller stops now, it is abandoned (and may be billed)."""
+    settled: bool = False
+    """Ended as a reply or a final failure."""
 
 
 class Gateway:
@@ -54,6 +98,7 @@ class Gateway:
         sink: EventSink,
         prices: PriceTable,
         limits: Limits,
+        throttle: Throttle | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
@@ -62,7 +107,9 @@ class Gateway:
         self._prices = prices
         self._limits = limits
         self._clock = clock
-        self._limiter = anyio.CapacityLimiter(max(1, client.capabilities.parallel_requests))
+        parallel = max(1, client.capabilities.parallel_requests)
+        self._throttle = throttle or Throttle(RetryPolicy(), ceiling=parallel)
+        self._limiter = anyio.CapacityLimiter(parallel)
         self.ledger = Ledger()
 
     @property
@@ -85,43 +132,149 @@ class Gateway:
 
     async def complete(self, request: ModelRequest) -> ModelReply:
         self._check_budget()
-        async with self._limiter:
-            started = time.perf_counter()
-            try:
-                reply = await self._client.complete(request)
-            except ModelError as exc:
-                self._failed(request, exc)
-                raise
-        self._record(request, reply, started)
-        return reply
+        call = _Call(request=request)
+        try:
+            return await self._complete(call)
+        finally:
+            self._abandoned(call)
+
+    async def _complete(self, call: _Call) -> ModelReply:
+        request = call.request
+        while True:
+            async with self._slot(request):
+                call.tries += 1
+                call.in_flight = True
+                try:
+                    reply = await self._client.complete(request)
+                except ModelError as exc:
+                    call.in_flight = False
+                    delay = self._failed(call, exc)
+                else:
+                    call.in_flight = False
+                    self._replied(call, reply)
+                    return reply
+            await anyio.sleep(delay)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
-        """Stream when the backend can, else one `ReplyDone` after a plain call."""
+        """Stream when the backend can, else one `ReplyDone` after a plain call.
+
+        A fault before any text reached the consumer retries the stream; after some did, the
+        reply is fetched again whole and handed over as one `ReplyDone` (the consumer treats the
+        final reply as the authority).
+        """
         if not (isinstance(self._client, StreamingModelClient) and self.capabilities.streaming):
             yield ReplyDone(reply=await self.complete(request))
             return
         self._check_budget()
-        started = time.perf_counter()
+        call = _Call(request=request)
         try:
-            async with self._limiter:
-                async for event in self._client.stream(request):
-                    if isinstance(event, ReplyDone):
-                        self._record(request, event.reply, started)
-                    yield event
-        except ModelError as exc:
-            self._failed(request, exc)
-            raise
+            while not call.settled:
+                delay = 0.0
+                async with self._slot(request):
+                    call.tries += 1
+                    call.in_flight = True
+                    try:
+                        async for event in self._client.stream(request):
+                            if isinstance(event, ReplyDone):
+                                call.in_flight = False
+                                self._replied(call, event.reply)
+                            else:
+                                call.text.append(event.text)
+                                call.delivered = True
+                            yield event
+                    except ModelError as exc:
+                        call.in_flight = False
+                        delay = self._failed(call, exc)
+                if call.delivered and not call.settled:
+                    yield ReplyDone(reply=await self._complete(call))
+                    return
+                await anyio.sleep(delay)
+        finally:
+            self._abandoned(call)
 
-    def _record(self, request: ModelRequest, reply: ModelReply, started: float) -> None:
-        usage = self._prices.cost(reply.model or request.model, reply.usage)
-        self.ledger.add(request, usage)
+    def _slot(self, request: ModelRequest) -> _Slot:
+        return _Slot(self._throttle, self._limiter, request)
+
+    # -- outcomes -----------------------------------------------------------------------------
+    def _replied(self, call: _Call, reply: ModelReply) -> None:
+        call.settled = True
+        self._throttle.succeeded(call.request.model, reply.rate_limits)
         tokens = reply.usage
+        if tokens.input_tokens == 0 and tokens.output_tokens == 0:
+            text = reply.text + "".join(c.arguments for c in reply.tool_calls)
+            tokens = estimate_usage(call.request, text)
+        self._record(call, tokens, model=reply.model or call.request.model)
+
+    def _failed(self, call: _Call, exc: ModelError) -> float:
+        """Settle a failed try: return how long to wait before the next, or raise."""
+        request = call.request
+        if isinstance(exc, ModelBehaviorError):
+            call.settled = True
+            if exc.usage is not None:
+                self._record(call, exc.usage, model=exc.model or request.model, wasted=True)
+            self._emit_failed(call, exc)
+            raise exc
+        if not is_transport(exc):
+            call.settled = True
+            self._emit_failed(call, exc)
+            raise exc
+        if _was_processed(exc) or call.text:
+            self._record(call, _estimate(call), model=request.model, wasted=True, final=False)
+            call.text.clear()
+        call.failures += 1
+        cooldown, failing_for = self._throttle.failed(request.model, exc)
+        if failing_for >= self._limits.outage_grace_s:
+            call.settled = True
+            outage = ModelOutageError(
+                outage_message(request.role, request.model, failing_for, exc),
+                status_code=exc.status_code if isinstance(exc, ModelAPIError) else None,
+                outage_s=failing_for,
+            )
+            self._emit_failed(call, outage)
+            raise outage from exc
+        delay = retry_delay_s(self._throttle.policy, exc, call.failures, self._throttle.draw())
+        self.ledger.retries += 1
+        self.sink.emit(
+            ModelCallRetried(
+                run_id=self._run_id,
+                at=self._clock(),
+                role=request.role,
+                model=request.model,
+                task_id=request.task_id,
+                try_number=call.tries,
+                error_type=type(exc).__name__,
+                status_code=exc.status_code if isinstance(exc, ModelAPIError) else None,
+                message=str(exc)[:300],
+                delay_s=round(delay, 4),
+                cooldown_s=round(cooldown, 4),
+            )
+        )
+        return delay
+
+    def _abandoned(self, call: _Call) -> None:
+        """The caller stopped (cancel, an early close) with a request in flight: count it."""
+        if call.in_flight and not call.settled:
+            call.settled = True
+            self._record(call, _estimate(call), model=call.request.model, wasted=True)
+
+    def _record(
+        self,
+        call: _Call,
+        tokens: TokenUsage,
+        *,
+        model: str,
+        wasted: bool = False,
+        final: bool = True,
+    ) -> None:
+        request = call.request
+        usage = self._prices.cost(model, tokens)
+        self.ledger.add(request, usage, wasted=wasted, call=final)
         self.sink.emit(
             ModelCalled(
                 run_id=self._run_id,
                 at=self._clock(),
                 role=request.role,
-                model=reply.model or request.model,
+                model=model,
                 tier=request.tier,
                 task_id=request.task_id,
                 tokens_in=tokens.input_tokens,
@@ -129,14 +282,15 @@ class Gateway:
                 tokens_out=tokens.output_tokens,
                 tokens_reasoning=tokens.reasoning_tokens,
                 cost_usd=usage.cost_usd,
-                duration_ms=(time.perf_counter() - started) * 1000,
+                duration_ms=(time.perf_counter() - call.started) * 1000,
+                tries=call.tries,
+                wasted=wasted,
+                tokens_estimated=tokens.estimated_tokens,
             )
         )
 
-    def _failed(self, request: ModelRequest, exc: ModelError) -> None:
-        retryable = isinstance(exc, ModelTimeoutError) or (
-            isinstance(exc, ModelAPIError) and exc.retryable
-        )
+    def _emit_failed(self, call: _Call, exc: ModelError) -> None:
+        request = call.request
         self.sink.emit(
             ModelCallFailed(
                 run_id=self._run_id,
@@ -146,6 +300,38 @@ class Gateway:
                 task_id=request.task_id,
                 error_type=type(exc).__name__,
                 message=str(exc)[:500],
-                retryable=retryable,
+                retryable=is_transport(exc),
+                tries=call.tries,
             )
         )
+
+
+class _Slot:
+    """The model's shared place (throttle) first, then the backend's parallel cap."""
+
+    def __init__(self, throttle: Throttle, limiter: anyio.CapacityLimiter, request: ModelRequest):
+        self._place = throttle.slot(request.model, lambda: estimate_input_tokens(request))
+        self._limiter = limiter
+
+    async def __aenter__(self) -> None:
+        await self._place.__aenter__()
+        try:
+            await self._limiter.acquire()
+        except BaseException:
+            await self._place.__aexit__(None, None, None)
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._limiter.release()
+        await self._place.__aexit__(None, None, None)
+
+
+def _was_processed(exc: ModelError) -> bool:
+    """The server may have billed the request: it timed out in flight or its 200 body was cut."""
+    return isinstance(exc, ModelTimeoutError) or (
+        isinstance(exc, ModelAPIError) and exc.status_code == 200
+    )
+
+
+def _estimate(call: _Call) -> TokenUsage:
+    return estimate_usage(call.request, "".join(call.text))

@@ -133,6 +133,20 @@ class ModelRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RateLimitInfo:
+    """What the server said about its rate limits on one reply (`x-ratelimit-*` headers)."""
+
+    limit_requests: int | None = None
+    """Requests allowed per minute."""
+    limit_tokens: int | None = None
+    """Tokens allowed per minute."""
+    remaining_requests: int | None = None
+    remaining_tokens: int | None = None
+    reset_s: float | None = None
+    """Seconds until the exhausted budget (requests or tokens, the later) is back."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ModelReply:
     """What came back from one call."""
 
@@ -144,6 +158,8 @@ class ModelReply:
     model: str = ""
     """The model that answered, as the backend named it."""
     finish_reason: str = "stop"
+    rate_limits: RateLimitInfo | None = None
+    """The server's rate-limit headers, when it sent any; the gateway learns limits from them."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,6 +177,34 @@ class ReplyDone:
 
 
 StreamEvent = TextDelta | ReplyDone
+
+
+_CHARS_PER_TOKEN = 4
+"""A rough, model-independent ratio; estimates are marked as such wherever they are used."""
+
+
+def estimate_input_tokens(request: ModelRequest) -> int:
+    """About how many input tokens `request` is, for TPM buckets and unreported usage."""
+    chars = 0
+    for message in request.messages:
+        chars += len(message.content)
+        if isinstance(message, AssistantMessage):
+            chars += sum(len(call.arguments) + len(call.name) for call in message.tool_calls)
+    for tool in request.tools:
+        chars += len(tool.description) + len(repr(tool.parameters))
+    return chars // _CHARS_PER_TOKEN + 1
+
+
+def estimate_usage(request: ModelRequest, output: str) -> TokenUsage:
+    """Usage we estimate for a call the API reported none for; every token is flagged estimated."""
+    tokens_in = estimate_input_tokens(request)
+    tokens_out = (len(output) + _CHARS_PER_TOKEN - 1) // _CHARS_PER_TOKEN
+    return TokenUsage(
+        input_tokens=tokens_in,
+        output_tokens=tokens_out,
+        requests=1,
+        estimated_tokens=tokens_in + tokens_out,
+    )
 
 
 def whole_reply_stream(reply: ModelReply) -> tuple[StreamEvent, ...]:

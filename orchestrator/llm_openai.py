@@ -6,18 +6,24 @@ Only `llm_openai*.py` import `openai`, and no openai type leaves them. The clien
 
 from __future__ import annotations
 
+import contextlib
+import email.utils
 import json
+import math
 import re
-from collections.abc import Generator, Mapping
+import time
+from collections.abc import Generator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
+import httpx2
 import openai
 from pydantic import BaseModel, ValidationError
 
 from .errors import ModelAPIError, ModelBehaviorError, ModelTimeoutError
-from .llm import JSONValue, ModelCapabilities, ModelRequest, ToolKind
+from .llm import JSONValue, ModelCapabilities, ModelRequest, RateLimitInfo, ToolKind
 from .models import TokenUsage
+from .secrets import redact
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -28,6 +34,26 @@ if TYPE_CHECKING:
     AsyncHTTPClient: TypeAlias = httpx2.AsyncClient | httpx.AsyncClient
     """The HTTP clients the SDK accepts: its own httpx2 client, or a legacy httpx one."""
 
+
+def _transport_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
+    """(timeouts, other transport errors) of the HTTP clients the SDK may be given."""
+    timeouts: list[type[Exception]] = [httpx2.TimeoutException]
+    transport: list[type[Exception]] = [httpx2.RequestError, httpx2.StreamError]
+    try:
+        import httpx
+    except ImportError:  # the legacy client is optional
+        pass
+    else:
+        timeouts.append(httpx.TimeoutException)
+        transport.extend((httpx.RequestError, httpx.StreamError))
+    return tuple(timeouts), tuple(transport)
+
+
+_TIMEOUTS, _TRANSPORT = _transport_errors()
+_RETRYABLE_STATUS = frozenset({408, 409, 429})
+"""Besides 5xx: request timeout, lock conflict, rate limit (the statuses OpenAI's SDK retries)."""
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _NO_API_KEY = "no-key"
 """Sent when no key is given, so the SDK never falls back to reading the environment."""
@@ -64,6 +90,15 @@ _SCHEMA_LISTS = frozenset({"anyOf", "oneOf", "allOf", "prefixItems"})
 _SCHEMA_VALUES = frozenset({"items", "additionalProperties", "not"})
 
 
+class RawResponse(Protocol):
+    """What `with_raw_response` gives back: the headers (rate limits) and the parsed body."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    def parse(self) -> object: ...
+
+
 class OpenAIClientBase:
     """What both OpenAI clients share: one SDK client (safe between concurrent tasks), who owns its
     HTTP client, the per-request timeout and the declared capabilities."""
@@ -87,6 +122,8 @@ class OpenAIClientBase:
         self._owns_http_client = http_client is None
         self._timeout_s = timeout_s
         self._capabilities = capabilities
+        self._secrets: tuple[str, ...] = (api_key,) if api_key else ()
+        """Redacted from every error message, wherever a server echoes it."""
 
     @property
     def capabilities(self) -> ModelCapabilities:
@@ -97,43 +134,136 @@ class OpenAIClientBase:
         if self._owns_http_client:
             await self._client.close()
 
+    def _mapped_errors(self) -> contextlib.AbstractContextManager[None]:
+        """`map_openai_errors` with this client's timeout and key."""
+        return map_openai_errors(timeout_s=self._timeout_s, secrets=self._secrets)
+
 
 @contextmanager
-def map_openai_errors(*, timeout_s: float | None) -> Generator[None, None, None]:
-    """Turn SDK errors raised inside the block into ours, most specific first, chained.
+def map_openai_errors(
+    *, timeout_s: float | None, secrets: Sequence[str] = ()
+) -> Generator[None, None, None]:
+    """Turn SDK and transport errors raised inside the block into ours, most specific first.
+
+    Every message is redacted of `secrets` and of anything shaped like a credential: servers echo
+    request headers back in error bodies.
 
     Raises:
-        ModelTimeoutError: the request timed out.
-        ModelAPIError: connection faults, 429 and 5xx (retryable), any other status (not
-            retryable, with the server's message), or an error event inside a stream.
+        ModelTimeoutError: the request (or a read inside a stream) timed out.
+        ModelAPIError: retryable for connection faults, a cut or undecodable body, 408, 409, 429
+            and 5xx (with the server's `retry_after_s` when it sent one); not retryable for any
+            other status, with the server's message.
     """
     try:
         yield
-    except openai.APITimeoutError as exc:
+    except (openai.APITimeoutError, *_TIMEOUTS) as exc:
         raise ModelTimeoutError(
             f"model call timed out after {timeout_s}s", timeout_s=timeout_s
         ) from exc
     except openai.APIConnectionError as exc:
         cause = exc.__cause__ or exc
         raise ModelAPIError(
-            f"could not reach the model API: {cause}", status_code=None, retryable=True
-        ) from exc
-    except openai.RateLimitError as exc:
-        raise ModelAPIError(
-            f"model API rate limit (429): {server_message(exc)}", status_code=429, retryable=True
+            redact(f"could not reach the model API: {cause}", secrets),
+            status_code=None,
+            retryable=True,
         ) from exc
     except openai.APIStatusError as exc:
         status = exc.status_code
+        what = "rate limit (429)" if status == 429 else f"answered {status}"
         raise ModelAPIError(
-            f"model API answered {status}: {server_message(exc)}",
+            redact(f"model API {what}: {server_message(exc)}", secrets),
             status_code=status,
-            retryable=status >= 500,
+            retryable=status in _RETRYABLE_STATUS or status >= 500,
+            retry_after_s=retry_after_s(exc.response.headers),
         ) from exc
     except openai.APIError as exc:
         # An `error` event inside a stream: the server gave up mid-reply, after accepting it.
         raise ModelAPIError(
-            f"model API failed mid-stream: {exc.message}", status_code=None, retryable=True
+            redact(f"model API failed mid-stream: {exc.message}", secrets),
+            status_code=None,
+            retryable=True,
         ) from exc
+    except json.JSONDecodeError as exc:
+        # A 200 whose body was cut: the SDK decodes it without wrapping the error.
+        raise ModelAPIError(
+            f"the reply body did not decode as JSON ({exc.msg} at {exc.pos})",
+            status_code=200,
+            retryable=True,
+        ) from exc
+    except _TRANSPORT as exc:
+        # Raised raw by the HTTP client while a stream is read: the connection was cut.
+        raise ModelAPIError(
+            redact(f"the connection broke mid-reply: {type(exc).__name__}: {exc}", secrets),
+            status_code=None,
+            retryable=True,
+        ) from exc
+
+
+def retry_after_s(headers: Mapping[str, str]) -> float | None:
+    """The wait a response asks for: `retry-after-ms`, `retry-after` (seconds or a date), else the
+    later of the `x-ratelimit-reset-*` durations."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            seconds = _http_date_delay(value)
+        if seconds is not None and math.isfinite(seconds):
+            return max(0.0, seconds)
+    resets = [
+        _duration_s(headers.get(f"x-ratelimit-reset-{kind}", "")) for kind in ("requests", "tokens")
+    ]
+    known = [r for r in resets if r is not None]
+    return max(known) if known else None
+
+
+def rate_limits(headers: Mapping[str, str]) -> RateLimitInfo | None:
+    """The `x-ratelimit-*` headers of a reply, when the server sent any."""
+    if not any(name.startswith("x-ratelimit-") for name in headers):
+        return None
+    remaining_requests = _int(headers.get("x-ratelimit-remaining-requests"))
+    remaining_tokens = _int(headers.get("x-ratelimit-remaining-tokens"))
+    resets = [
+        _duration_s(headers.get("x-ratelimit-reset-requests", ""))
+        if remaining_requests == 0
+        else None,
+        _duration_s(headers.get("x-ratelimit-reset-tokens", "")) if remaining_tokens == 0 else None,
+    ]
+    known = [r for r in resets if r is not None]
+    return RateLimitInfo(
+        limit_requests=_int(headers.get("x-ratelimit-limit-requests")),
+        limit_tokens=_int(headers.get("x-ratelimit-limit-tokens")),
+        remaining_requests=remaining_requests,
+        remaining_tokens=remaining_tokens,
+        reset_s=max(known) if known else None,
+    )
+
+
+def _int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(float(value))
+    except ValueError:
+        return None
+
+
+def _http_date_delay(value: str) -> float | None:
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when.timestamp() - time.time()
+
+
+def _duration_s(value: str) -> float | None:
+    """OpenAI's reset durations: `1s`, `6m0s`, `20ms`, `1h2m3.5s`; None when unreadable."""
+    parts = _DURATION_PART.findall(value.strip())
+    if not parts or "".join(f"{n}{u}" for n, u in parts) != value.strip():
+        return None
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
 
 
 def server_message(exc: openai.APIError) -> str:
@@ -245,13 +375,22 @@ def _flatten(node: dict[str, JSONValue], defs: Mapping[str, JSONValue]) -> dict[
     return node
 
 
-def parse_output(text: str, output_type: type[BaseModel], *, lenient: bool = False) -> BaseModel:
+def parse_output(
+    text: str,
+    output_type: type[BaseModel],
+    *,
+    lenient: bool = False,
+    usage: TokenUsage | None = None,
+    model: str = "",
+) -> BaseModel:
     """Validate a reply against `output_type`.
 
     Args:
         text: The model's reply text.
         output_type: The schema asked for.
         lenient: Also accept the first JSON object embedded in prose or a code fence.
+        usage: What the reply cost; carried by the error so the tokens still count (wasted).
+        model: The model that answered.
 
     Raises:
         ModelBehaviorError: the reply does not fit the schema; quotes a bounded part of it.
@@ -270,7 +409,9 @@ def parse_output(text: str, output_type: type[BaseModel], *, lenient: bool = Fal
     what = f"{first['msg']} at '{where}'" if first else str(error)
     raise ModelBehaviorError(
         f"reply does not fit {output_type.__name__} ({error.error_count()} errors, first: "
-        f"{what}); reply was {quote(text)}"
+        f"{what}); reply was {quote(text)}",
+        usage=usage,
+        model=model,
     ) from error
 
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel
 
-from .errors import ModelBehaviorError
+from .errors import ModelAPIError, ModelBehaviorError
 from .llm import (
     AssistantMessage,
     JSONValue,
@@ -34,8 +35,9 @@ from .llm import (
 from .llm_openai import (
     EMPTY_PARAMETERS,
     OpenAIClientBase,
-    map_openai_errors,
+    RawResponse,
     parse_output,
+    rate_limits,
     schema_name,
     strict_json_schema,
     token_usage,
@@ -93,12 +95,16 @@ class OpenAIChatClient(OpenAIClientBase):
     async def complete(self, request: ModelRequest) -> ModelReply:
         """Run one request to completion; see `map_openai_errors` for what it raises."""
         body = chat_body(request, self._capabilities)
-        with map_openai_errors(timeout_s=self._timeout_s):
-            completion = cast(
-                "ChatCompletion",
-                await self._client.chat.completions.create(**body, extra_body=self._extra_body),
+        with self._mapped_errors():
+            raw = cast(
+                RawResponse,
+                await self._client.chat.completions.with_raw_response.create(
+                    **body, extra_body=self._extra_body
+                ),
             )
-        return reply_from_completion(completion, request, self._capabilities)
+            completion = cast("ChatCompletion", raw.parse())
+        reply = reply_from_completion(completion, request, self._capabilities)
+        return replace(reply, rate_limits=rate_limits(raw.headers))
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         """Yield content deltas as they arrive, then one `ReplyDone` with tool calls assembled.
@@ -111,18 +117,26 @@ class OpenAIChatClient(OpenAIClientBase):
             return
         body = chat_body(request, self._capabilities)
         assembly = _StreamAssembly()
-        with map_openai_errors(timeout_s=self._timeout_s):
-            chunks = await self._client.chat.completions.create(
+        with self._mapped_errors():
+            raw = await self._client.chat.completions.with_raw_response.create(
                 **body,
                 stream=True,
                 stream_options={"include_usage": True},
                 extra_body=self._extra_body,
             )
+            chunks = raw.parse()
             async with chunks:
                 async for chunk in chunks:
                     if text := assembly.add(chunk):
                         yield TextDelta(text=text)
-        yield ReplyDone(reply=assembly.reply(request, self._capabilities))
+        if not assembly.finished:
+            raise ModelAPIError(
+                "the chat stream ended before its last chunk (no finish_reason)",
+                status_code=None,
+                retryable=True,
+            )
+        reply = assembly.reply(request, self._capabilities)
+        yield ReplyDone(reply=replace(reply, rate_limits=rate_limits(raw.headers)))
 
 
 def chat_body(request: ModelRequest, capabilities: ModelCapabilities) -> dict[str, Any]:
@@ -308,7 +322,7 @@ def _reply(
     parsed = None
     if request.output_type is not None and not calls:
         lenient = capabilities.structured_output != "json_schema"
-        parsed = parse_output(text, request.output_type, lenient=lenient)
+        parsed = parse_output(text, request.output_type, lenient=lenient, usage=usage, model=model)
     return ModelReply(
         text=text,
         parsed=parsed,
@@ -372,6 +386,11 @@ class _StreamAssembly:
             self._texts.append(text)
             return text
         return ""
+
+    @property
+    def finished(self) -> bool:
+        """Whether the last chunk (the one with a `finish_reason`) arrived."""
+        return self._finish_reason is not None
 
     def reply(self, request: ModelRequest, capabilities: ModelCapabilities) -> ModelReply:
         calls = [(c.call_id, c.name, c.arguments) for _, c in sorted(self._calls.items())]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 from .errors import ModelAPIError
@@ -31,10 +32,11 @@ from .llm import (
 from .llm_openai import (
     EMPTY_PARAMETERS,
     OpenAIClientBase,
+    RawResponse,
     decode_native,
-    map_openai_errors,
     native_tool_name,
     parse_output,
+    rate_limits,
     schema_name,
     strict_json_schema,
     token_usage,
@@ -95,9 +97,13 @@ class OpenAIResponsesClient(OpenAIClientBase):
     async def complete(self, request: ModelRequest) -> ModelReply:
         """Run one request to completion; see `map_openai_errors` for what it raises."""
         body = responses_body(request, self._capabilities, store=self._store)
-        with map_openai_errors(timeout_s=self._timeout_s):
-            response = cast("Response", await self._client.responses.create(**body))
-        return reply_from_response(response, request)
+        with self._mapped_errors():
+            raw = cast(
+                RawResponse, await self._client.responses.with_raw_response.create(**body)
+            )
+            response = cast("Response", raw.parse())
+        reply = reply_from_response(response, request)
+        return replace(reply, rate_limits=rate_limits(raw.headers))
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         """Yield `output_text` deltas as they arrive, then one `ReplyDone`.
@@ -110,8 +116,9 @@ class OpenAIResponsesClient(OpenAIClientBase):
             return
         body = responses_body(request, self._capabilities, store=self._store)
         final: Response | None = None
-        with map_openai_errors(timeout_s=self._timeout_s):
-            events = await self._client.responses.create(**body, stream=True)
+        with self._mapped_errors():
+            raw = await self._client.responses.with_raw_response.create(**body, stream=True)
+            events = raw.parse()
             async with events:
                 async for event in events:
                     if event.type == "response.output_text.delta":
@@ -124,7 +131,8 @@ class OpenAIResponsesClient(OpenAIClientBase):
                 status_code=None,
                 retryable=True,
             )
-        yield ReplyDone(reply=reply_from_response(final, request))
+        reply = reply_from_response(final, request)
+        yield ReplyDone(reply=replace(reply, rate_limits=rate_limits(raw.headers)))
 
 
 def _final_response(event: ResponseStreamEvent) -> Response | None:
@@ -307,14 +315,15 @@ def reply_from_response(response: Response, request: ModelRequest) -> ModelReply
             action = json.dumps(item.action.to_dict(mode="json"))
             calls.append(_native_call(request, "shell", item.call_id, action, item.id))
     text = "".join(texts)
+    usage = _usage(response.usage)
     parsed = None
     if request.output_type is not None and not calls:
-        parsed = parse_output(text, request.output_type)
+        parsed = parse_output(text, request.output_type, usage=usage, model=response.model)
     return ModelReply(
         text=text,
         parsed=parsed,
         tool_calls=tuple(calls),
-        usage=_usage(response.usage),
+        usage=usage,
         model=response.model,
         finish_reason=_finish_reason(response, has_calls=bool(calls)),
     )

@@ -62,6 +62,9 @@ class TokenUsage:
     reasoning_tokens: int = 0
     """The part of `output_tokens` spent on hidden reasoning."""
     requests: int = 0
+    estimated_tokens: int = 0
+    """The part of input + output that is our estimate: the API reported no usage (a stream
+    without a usage chunk, a reply abandoned at cancel or cut in transit)."""
 
     def __add__(self, other: TokenUsage) -> TokenUsage:
         return TokenUsage(
@@ -70,6 +73,7 @@ class TokenUsage:
             output_tokens=self.output_tokens + other.output_tokens,
             reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
             requests=self.requests + other.requests,
+            estimated_tokens=self.estimated_tokens + other.estimated_tokens,
         )
 
     @property
@@ -141,7 +145,24 @@ class Skipped:
     blocked_by: TaskId | None = None
 
 
-TaskResult = Succeeded | Failed | Skipped
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unreviewed:
+    """The work finished, but the reviewer could not judge it: kept, never accepted.
+
+    Its dependents do not start on unreviewed work, and the run is not `completed`.
+    """
+
+    kind: Literal["unreviewed"] = "unreviewed"
+    task_id: TaskId
+    reason: str
+    summary: str
+    outputs: Mapping[str, str] = field(default_factory=lambda: {})
+    tier: str
+    attempts: int
+    usage: Usage = field(default_factory=Usage)
+
+
+TaskResult = Succeeded | Failed | Skipped | Unreviewed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -186,6 +207,12 @@ class Limits:
     max_model_calls: int | None = None
     max_dep_output_chars: int = 8_000
     """Per dependency, how much of its outputs a dependent sees."""
+    outage_grace_s: float = 300.0
+    """How long a model's calls may keep failing in transport (429s, 5xx, cut connections,
+    timeouts) while their tasks wait, before they fail with a reason naming the outage."""
+    max_review_failures: int = 3
+    """Review calls of one batch that may fail (invalid reply, an outage) before its tasks end
+    unreviewed; transport faults inside one call are retried by the gateway and do not count."""
 
 
 RunStatus = Literal["completed", "partial", "failed", "cancelled"]
@@ -218,6 +245,10 @@ class RunResult:
     escalation_rate: float = 0.0
     """Escalations per executed task (a first-class metric of a tiered setup)."""
     replans: int = 0
+    wasted_usage: Usage = field(default_factory=Usage)
+    """The part of `usage` billed for replies that were not used (invalid, cut, abandoned)."""
+    model_retries: int = 0
+    """HTTP requests sent again after transport faults (never counted as attempts)."""
     run_dir: str | None = None
     """Where events.jsonl and result.json of this run live."""
 
@@ -232,3 +263,7 @@ class RunResult:
     @property
     def skipped(self) -> tuple[Skipped, ...]:
         return tuple(r for r in self.results.values() if isinstance(r, Skipped))
+
+    @property
+    def unreviewed(self) -> tuple[Unreviewed, ...]:
+        return tuple(r for r in self.results.values() if isinstance(r, Unreviewed))

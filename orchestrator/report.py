@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .events import Event
-from .models import Failed, RunResult, Skipped, Succeeded
+from .models import Failed, RunResult, Skipped, Succeeded, Unreviewed
 
 
 def render_result(result: RunResult) -> str:
@@ -23,6 +23,8 @@ def render_result(result: RunResult) -> str:
                     status = f"FAILED at {r.tier}: {r.error.message[:120]}"
                 case Skipped():
                     status = f"skipped: {r.reason}"
+                case Unreviewed():
+                    status = f"UNREVIEWED (work kept, not accepted): {r.reason[:120]}"
                 case None:
                     status = "not run"
             lines.append(f"  [{task.id}]{deps} {status}")

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .models import TaskId
-from .roles import Accept, ReviewItem, Verdict
+from .roles import ReviewItem, Verdict
 
 
 @dataclass(slots=True)
@@ -35,18 +35,33 @@ class ReviewQueue:
     def done(self) -> None:
         self.in_flight = False
 
+    def retry(self, items: Iterable[ReviewItem]) -> None:
+        """Put items whose review failed back at the front, to go out in the next batch."""
+        self.pending[:0] = list(items)
+
+    def drain(self) -> list[ReviewItem]:
+        """Everything still waiting (the run is stopping)."""
+        items, self.pending = self.pending, []
+        return items
+
     def __len__(self) -> int:
         return len(self.pending)
 
 
 def match_verdicts(
     items: Iterable[ReviewItem], verdicts: Iterable[Verdict]
-) -> list[tuple[ReviewItem, Verdict]]:
-    """Pair each item with its verdict; items the reviewer said nothing about are accepted."""
+) -> tuple[list[tuple[ReviewItem, Verdict]], list[ReviewItem]]:
+    """Pair each item with its verdict; return the items the reviewer said nothing about apart,
+    so they are reviewed again rather than accepted unjudged."""
     by_task: dict[TaskId, Verdict] = {}
     for verdict in verdicts:
         by_task.setdefault(verdict.task_id, verdict)
-    return [
-        (item, by_task.get(item.task.id) or Accept(task_id=item.task.id, feedback="no verdict"))
-        for item in items
-    ]
+    judged: list[tuple[ReviewItem, Verdict]] = []
+    missing: list[ReviewItem] = []
+    for item in items:
+        verdict = by_task.get(item.task.id)
+        if verdict is None:
+            missing.append(item)
+        else:
+            judged.append((item, verdict))
+    return judged, missing

@@ -50,9 +50,11 @@ from .models import (
     TaskResult,
     TierSpec,
     TierUsage,
+    Unreviewed,
 )
 from .plan import Estimates, PlanGraph, empty_graph, validate_plan
 from .pricing import PriceTable
+from .retry import RetryPolicy
 from .roles import (
     Planner,
     PlanRequest,
@@ -67,6 +69,7 @@ from .roles import (
 )
 from .store import RunStore
 from .supervisor import Message, RunSetup, StreamedPlan, StreamedTask, Supervisor
+from .throttle import RateLimit, Throttle
 from .toolkit import ApprovalCallback, CheckRunner, Tool, ToolContext, ToolOutput
 
 
@@ -87,6 +90,11 @@ class EngineConfig:
     latency_history: bool = True
     """Order ready tasks by what the same tasks took in earlier runs when the plan gives no
     estimate (critical-path-first); accepted attempts' durations are recorded either way."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    """How transport faults are retried (backoff, server delays, the shared outage pause)."""
+    rate_limits: Mapping[str, RateLimit] = field(default_factory=lambda: {})
+    """Per model id: requests / tokens per minute to stay under (else learned from the
+    server's `x-ratelimit-limit-*` headers)."""
 
 
 class Engine:
@@ -118,6 +126,12 @@ class Engine:
         self._clock = clock
         self._new_run_id = new_run_id
         self._cancel_scopes: set[anyio.CancelScope] = set()
+        self._throttle = Throttle(
+            self.config.retry,
+            ceiling=client.capabilities.parallel_requests,
+            rate_limits=self.config.rate_limits,
+        )
+        """Shared by every run of this engine: one cooldown per model, whoever hit the 429."""
 
     @property
     def top(self) -> TierSpec:
@@ -148,6 +162,7 @@ class Engine:
             sink=sink,
             prices=self.config.prices,
             limits=self.config.limits,
+            throttle=self._throttle,
             clock=self._clock,
         )
         state = _RunState(run_id=run_id, goal=goal, started=time.perf_counter())
@@ -194,6 +209,7 @@ class Engine:
         try:
             with scope:
                 sup = await self._execute(state, gateway, workdir, run_dir, context)
+                sup.close_reviews(f"the run stopped first ({sup.budget_note or 'no reviewer'})")
                 state.answer = await self._synthesize(state, gateway)
                 state.status = _status(sup, sup.budget_note)
         finally:
@@ -423,6 +439,9 @@ class Engine:
                 succeeded=sum(isinstance(r, Succeeded) for r in results),
                 failed=sum(isinstance(r, Failed) for r in results),
                 skipped=sum(isinstance(r, Skipped) for r in results),
+                unreviewed=sum(isinstance(r, Unreviewed) for r in results),
+                model_retries=result.model_retries,
+                wasted_cost_usd=result.wasted_usage.cost_usd,
                 escalations=result.escalations,
                 escalation_rate=result.escalation_rate,
                 cost_usd=result.usage.cost_usd,
@@ -478,6 +497,8 @@ class _RunState:
             escalations=escalations,
             escalation_rate=escalations / executed if executed else 0.0,
             replans=sup.replans if sup else 0,
+            wasted_usage=ledger.wasted,
+            model_retries=ledger.retries,
             run_dir=str(run_dir),
         )
 
@@ -512,6 +533,8 @@ def _result_line(result: TaskResult) -> str:
             return f"FAILED after {result.attempts} attempt(s): {result.error.message}"
         case Skipped():
             return f"SKIPPED: {result.reason}"
+        case Unreviewed():
+            return f"UNREVIEWED ({result.reason}): {result.summary}"
 
 
 class _TierTag:

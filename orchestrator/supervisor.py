@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import anyio
 
@@ -19,6 +20,7 @@ from .errors import (
     ModelAPIError,
     ModelBehaviorError,
     ModelError,
+    ModelOutageError,
     ModelTimeoutError,
     PlanValidationError,
 )
@@ -36,6 +38,7 @@ from .events import (
     TaskSkipped,
     TaskStarted,
     TaskSucceeded,
+    TaskUnreviewed,
 )
 from .executor import Dispatcher
 from .gateway import Gateway
@@ -52,6 +55,7 @@ from .models import (
     TaskResult,
     TaskSpec,
     TierSpec,
+    Unreviewed,
     Usage,
 )
 from .plan import Estimates, PlanGraph, extend_graph, replan, validate_plan
@@ -91,11 +95,17 @@ class AttemptDone:
     duration_ms: float
 
 
+ReviewFailure = Literal["budget", "outage", "error"]
+"""Why a review call gave no verdicts: the budget stopped it, the reviewer's model was out past
+the outage grace, or the call failed otherwise (an invalid reply, a refused request)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReviewDone:
     items: tuple[ReviewItem, ...]
     verdicts: tuple[Verdict, ...]
     error: str | None = None
+    failure: ReviewFailure | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -172,6 +182,7 @@ class Supervisor:
         self.attempts_at_tier: dict[TaskId, int] = {}
         self.feedback: dict[TaskId, list[str]] = {}
         self.rejections: dict[TaskId, int] = {}
+        self.review_failures: dict[TaskId, int] = {}
         self.escalations = 0
         self.replans = 0
         self.budget_note: str | None = None
@@ -486,23 +497,30 @@ class Supervisor:
                 verdicts = await self._reviewer.review(request, self._gateway)
             except BudgetExceededError as exc:
                 post(BudgetHit(message=str(exc)))
-                return ReviewDone(items=batch, verdicts=(), error=f"budget: {exc}")
+                return _review_failed(batch, "budget", exc)
+            except ModelOutageError as exc:
+                return _review_failed(batch, "outage", exc)
             except ModelError as exc:
-                return ReviewDone(items=batch, verdicts=(), error=f"{type(exc).__name__}: {exc}")
+                return _review_failed(batch, "error", exc)
             return ReviewDone(items=batch, verdicts=verdicts)
 
         self.dispatcher.spawn(review)
 
     def _review_done(self, msg: ReviewDone) -> None:
         self._queue.done()
-        for item, verdict in match_verdicts(msg.items, msg.verdicts):
+        if msg.failure is not None:
+            self._review_failed(msg.items, msg.failure, msg.error or "")
+            return
+        judged, missing = match_verdicts(msg.items, msg.verdicts)
+        if missing:
+            self._review_failed(missing, "error", "the reviewer gave no verdict for this task")
+        for item, verdict in judged:
             tid = item.task.id
-            feedback = (
-                verdict.feedback if msg.error is None else f"reviewer unavailable: {msg.error}"
+            self._emit(
+                ReviewDecided, task_id=tid, verdict=verdict.kind, feedback=verdict.feedback[:500]
             )
-            self._emit(ReviewDecided, task_id=tid, verdict=verdict.kind, feedback=feedback[:500])
             if verdict.kind == "accept":
-                self._accept(item, feedback)
+                self._accept(item, verdict.feedback)
             elif verdict.kind == "replan" and self.replans < self.s.limits.max_replans:
                 self._replan(item, verdict)
             elif verdict.kind == "escalate":
@@ -514,6 +532,36 @@ class Supervisor:
                 )
             else:
                 self._rejected(tid, verdict.feedback)
+
+    def _review_failed(
+        self, items: Sequence[ReviewItem], failure: ReviewFailure, error: str
+    ) -> None:
+        """No verdict: review again, unless the failure is final; never accept unjudged work."""
+        again: list[ReviewItem] = []
+        for item in items:
+            tid = item.task.id
+            count = self.review_failures[tid] = self.review_failures.get(tid, 0) + 1
+            if failure == "error" and count < self.s.limits.max_review_failures:
+                again.append(item)
+            else:
+                self.unreview(item, f"reviewer unavailable ({failure}): {error}")
+        self._queue.retry(again)
+
+    def unreview(self, item: ReviewItem, reason: str) -> None:
+        """End a finished attempt as `Unreviewed`: its work is kept, its dependents skipped."""
+        tid = item.task.id
+        self.results[tid] = Unreviewed(
+            task_id=tid,
+            reason=reason,
+            summary=item.report.summary,
+            outputs=dict(item.report.outputs),
+            tier=item.tier,
+            attempts=self.attempts[tid],
+            usage=self._gateway.ledger.by_task.get(tid) or _zero(),
+        )
+        self._emit(TaskUnreviewed, task_id=tid, reason=reason[:500])
+        for notice in self.scheduler.fail(tid):
+            self._skip(notice.task_id, notice.blocked_by)
 
     def _rejected(self, tid: TaskId, feedback: str) -> None:
         self.rejections[tid] = self.rejections.get(tid, 0) + 1
@@ -609,8 +657,15 @@ class Supervisor:
         self.plan_complete = True
 
     # -- end ----------------------------------------------------------------------------------
+    def close_reviews(self, reason: str) -> None:
+        """Work still waiting for a verdict when the run stops ends unreviewed, never accepted."""
+        for item in self._queue.drain():
+            if item.task.id not in self.results:
+                self.unreview(item, reason)
+
     def finalize_cancelled(self, reason: str) -> None:
         """Mark everything not terminal as skipped (run cancelled); running work was cancelled."""
+        self.close_reviews(f"not reviewed: {reason}")
         for tid, state in list(self.scheduler.states().items()):
             if tid not in self.results and state != "replaced":
                 self.results[tid] = Skipped(task_id=tid, reason=reason)
@@ -620,7 +675,17 @@ def _zero() -> Usage:
     return Usage()
 
 
+def _review_failed(
+    batch: tuple[ReviewItem, ...], failure: ReviewFailure, exc: Exception
+) -> ReviewDone:
+    return ReviewDone(
+        items=batch, verdicts=(), error=f"{type(exc).__name__}: {exc}", failure=failure
+    )
+
+
 def _crash(exc: ModelError) -> Crash:
+    if isinstance(exc, ModelOutageError):
+        return Crash(trigger="outage", error=ErrorInfo(type=type(exc).__name__, message=str(exc)))
     if isinstance(exc, ModelTimeoutError):
         return Crash(
             trigger="timeout",

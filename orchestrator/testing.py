@@ -167,7 +167,9 @@ def _finish(reply: ModelReply, request: ModelRequest) -> ModelReply:
             parsed = request.output_type.model_validate_json(reply.text)
         except ValidationError as exc:
             raise ModelBehaviorError(
-                f"reply does not match {request.output_type.__name__}: {exc.errors()[:3]}"
+                f"reply does not match {request.output_type.__name__}: {exc.errors()[:3]}",
+                usage=usage,
+                model=reply.model or request.model,
             ) from exc
     return ModelReply(
         text=reply.text,

@@ -235,16 +235,23 @@ async def test_run_skips_dependents_of_a_failed_task(
     assert isinstance(result.results[TaskId("x")], Succeeded)
 
 
-async def test_run_retries_transient_api_errors_then_escalates(
+async def test_run_retries_transient_api_errors_as_the_same_request(
     scripted: ScriptedModel, tmp_path: Path
 ) -> None:
+    """503s are the gateway's to retry: no new attempt, no escalation, a retry event each."""
     err = ModelAPIError("overloaded", status_code=503, retryable=True)
     scripted.script("planner", plan(task("a")))
-    scripted.script("worker", err, err, leaf("ok on base"), task="a")
+    scripted.script("worker", err, err, leaf("ok on mini"), task="a")
     standard(scripted)
-    result = await engine(scripted, tmp_path).run("g")
+    sink = RecordingSink()
+    result = await engine(scripted, tmp_path, sinks=[sink]).run("g")
     done = result.results[TaskId("a")]
-    assert isinstance(done, Succeeded) and done.tier == "base" and done.attempts == 3
+    assert isinstance(done, Succeeded) and done.tier == "mini" and done.attempts == 1
+    assert result.escalations == 0 and result.model_retries == 2
+    retried = sink.of("model_call_retried", "a")
+    assert [e.try_number for e in retried] == [1, 2]  # type: ignore[union-attr]
+    calls = scripted.calls_for("worker", "a")
+    assert calls[0] == calls[1] == calls[2]  # the same request each time
 
 
 async def test_run_cancel_stops_cleanly_with_partial_result(
