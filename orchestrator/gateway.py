@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 import anyio
@@ -310,19 +311,29 @@ class _Slot:
     """The model's shared place (throttle) first, then the backend's parallel cap."""
 
     def __init__(self, throttle: Throttle, limiter: anyio.CapacityLimiter, request: ModelRequest):
-        self._place = throttle.slot(request.model, lambda: estimate_input_tokens(request))
+        self._throttle = throttle
         self._limiter = limiter
+        self._request = request
+        self._place: AbstractAsyncContextManager[None] | None = None
 
     async def __aenter__(self) -> None:
-        await self._place.__aenter__()
-        try:
-            await self._limiter.acquire()
-        except BaseException:
-            await self._place.__aexit__(None, None, None)
-            raise
+        model = self._request.model
+        while True:
+            self._place = self._throttle.slot(model, lambda: estimate_input_tokens(self._request))
+            await self._place.__aenter__()
+            try:
+                await self._limiter.acquire()
+            except BaseException:
+                await self._place.__aexit__(None, None, None)
+                raise
+            if self._throttle.is_open(model):
+                return
+            # A 429 arrived while this call waited for the backend's cap: wait it out too.
+            await self.__aexit__()
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._limiter.release()
+        assert self._place is not None
         await self._place.__aexit__(None, None, None)
 
 

@@ -208,6 +208,10 @@ class Throttle:
             state.ended()
             self._notify()
 
+    def is_open(self, model: str) -> bool:
+        """No cooldown holds `model` right now (checked again just before a request goes)."""
+        return anyio.current_time() >= self.state(model).cooldown_until
+
     def succeeded(self, model: str, info: RateLimitInfo | None) -> None:
         self.state(model).succeeded(anyio.current_time(), info)
         self._notify()
