@@ -6,9 +6,10 @@ the engine itself (run.py and below) never does.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .backends import open_backend
 from .engine_options import RoleOptions
@@ -19,8 +20,11 @@ from .models import DEFAULT_LADDER, Limits, RunResult, TierSpec
 from .pricing import PriceTable
 from .roles import Planner, Reviewer, Synthesizer, Worker
 from .run import Engine, EngineConfig
-from .settings import Settings
+from .settings import Settings, ShellSandbox
 from .toolkit import ApprovalCallback, CheckOutcome, Tool
+
+if TYPE_CHECKING:
+    from .tools.sandbox import Sandbox
 
 
 class Orchestrator:
@@ -28,7 +32,8 @@ class Orchestrator:
 
     Every argument is optional: with no client, the backend comes from `settings` (or the
     environment): OPENAI_API_KEY → OpenAI, a base URL → any OpenAI-compatible server, neither →
-    the embedded local model.
+    the embedded local model. The built-in shell tool and acceptance checks are sandboxed unless
+    `settings.shell_sandbox` (ORCH_SHELL_SANDBOX) is "off"; that is read here, at construction.
     """
 
     def __init__(
@@ -56,7 +61,8 @@ class Orchestrator:
 
         registry = ToolRegistry()
         if builtin_tools:
-            for t in default_tools():
+            mode = (settings or Settings.from_env()).shell_sandbox
+            for t in default_tools(shell_sandbox=mode):
                 registry.register(t)
         for t in tools:
             registry.register(t)
@@ -140,27 +146,44 @@ class Orchestrator:
                 run_root=run_root if run_root.is_absolute() else self.workdir / run_root,
             ),
             sinks=self._sinks,
-            check_runner=shell_check,
+            check_runner=functools.partial(shell_check, shell_sandbox=settings.shell_sandbox),
             approve=self._approve,
         )
 
 
-def default_tools() -> tuple[Tool, ...]:
+def default_tools(*, shell_sandbox: ShellSandbox = "auto") -> tuple[Tool, ...]:
     """The built-in executor tools: read-only file tools, apply_patch and a sandboxed shell."""
     from .tools.apply_patch import ApplyPatchTool
     from .tools.files import file_tools
     from .tools.shell import ShellTool
 
-    return (*file_tools(), ApplyPatchTool(), ShellTool())
+    return (*file_tools(), ApplyPatchTool(), ShellTool(sandbox=_sandbox(shell_sandbox)))
 
 
-async def shell_check(command: str, workdir: Path, timeout_s: float, run_dir: Path) -> CheckOutcome:
+async def shell_check(
+    command: str,
+    workdir: Path,
+    timeout_s: float,
+    run_dir: Path,
+    *,
+    shell_sandbox: ShellSandbox = "auto",
+) -> CheckOutcome:
     """The default acceptance-check runner: the shell tool's runner, in the workspace."""
     from .tools.shell import run_acceptance_check
 
-    result = await run_acceptance_check(command, workdir, timeout_s, run_dir)
+    sandbox = _sandbox(shell_sandbox)
+    result = await run_acceptance_check(command, workdir, timeout_s, run_dir, sandbox=sandbox)
     status = "timed out" if result.timed_out else f"exit code {result.exit_code}"
     output = f"{status}\n{result.stdout}\n{result.stderr}".strip()
     return CheckOutcome(
         passed=result.exit_code == 0 and not result.timed_out, output=output[-4000:]
     )
+
+
+def _sandbox(mode: ShellSandbox) -> Sandbox | Literal["detect"]:
+    """The shell runner's isolation for a settings value; "off" says why in its status message."""
+    from .tools.sandbox import Sandbox
+
+    if mode == "off":
+        return Sandbox.disabled("ORCH_SHELL_SANDBOX=off")
+    return "detect"

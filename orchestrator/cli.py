@@ -1,27 +1,104 @@
-"""`orchestrator` command line: run a goal or an example script, list tools, inspect past runs."""
+"""`orchestrator` command line: run a goal or an example script, list tools, inspect past runs.
+
+Before anything else it hides the credentials in its environment from child processes, and
+everything it prints (results, errors, logs, tracebacks) goes through a redacting stream.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
 import inspect
+import io
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Generator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import anyio
 
 from .errors import OrchestratorError, PlanValidationError, RunAbortedError
-from .settings import Settings
+from .secrets import Redactor, protect_process_secrets
+from .settings import Settings, secret_variables
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `orchestrator` script; returns the process exit code."""
-    parser = _parser()
-    args = parser.parse_args(argv)
+    redactor = protect_secrets()
+    with redacted_output(redactor):
+        args = _parser().parse_args(argv)
+        return _dispatch(args)
+
+
+def protect_secrets() -> Redactor:
+    """Hide the environment's credentials from our children; return the redactor for our output.
+
+    The values stay in `os.environ` (settings read them later), but they leave the memory that
+    `/proc/<pid>/environ` shows and the environment children inherit by default.
+    """
+    found = secret_variables()
+    protect_process_secrets(found)
+    return Redactor(found.values())
+
+
+@contextmanager
+def redacted_output(redactor: Redactor) -> Generator[None]:
+    """Route sys.stdout and sys.stderr through `redactor` until the block ends."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout = RedactingStream(saved[0], redactor)
+    sys.stderr = RedactingStream(saved[1], redactor)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = saved
+
+
+class RedactingStream(io.TextIOBase):
+    """A text stream that redacts each write before passing it on.
+
+    `print` and `traceback` write whole strings, so a secret is never split between two writes.
+    """
+
+    def __init__(self, target: TextIO, redactor: Redactor) -> None:
+        super().__init__()
+        self._target = target
+        self._redact = redactor
+
+    def write(self, s: str, /) -> int:
+        """Write `s` redacted; returns len(s), as if all of it went through."""
+        self._target.write(self._redact(s))
+        return len(s)
+
+    def flush(self) -> None:
+        """Flush the target."""
+        self._target.flush()
+
+    def isatty(self) -> bool:
+        """Whether the target is a terminal (renderers pick colours from this)."""
+        return self._target.isatty()
+
+    def fileno(self) -> int:
+        """The target's descriptor."""
+        return self._target.fileno()
+
+    def writable(self) -> bool:
+        """Always: this stream only writes."""
+        return True
+
+    @property
+    def encoding(self) -> str:  # pyright: ignore[reportIncompatibleVariableOverride]
+        """The target's encoding (None on io.TextIOBase would break callers that read it)."""
+        # A property because io.TextIOBase's is a read-only descriptor; typeshed calls it a field.
+        return self._target.encoding
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args))
     except PlanValidationError as exc:
@@ -36,6 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OrchestratorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Exception:
+        # A bug: print its traceback as Python would at exit, but through the redacting stream.
+        traceback.print_exc()
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -155,7 +236,7 @@ def _cmd_tools_list(args: argparse.Namespace) -> int:
     from .tools.registry import ToolRegistry
 
     registry = ToolRegistry()
-    for t in default_tools():
+    for t in default_tools(shell_sandbox=Settings.from_env().shell_sandbox):
         registry.register(t)
     registry.load_entry_points()
     print(render_tool_listing(registry, as_json=args.json))

@@ -20,7 +20,7 @@ import anyio
 import anyio.abc
 
 from .errors import LocalModelError
-from .settings import process_environment
+from .settings import process_environment, secret_variables
 
 LOCAL_MODEL_ID = "smollm2-135m"
 """The model id the embedded server answers to (its `--model_alias`)."""
@@ -343,8 +343,10 @@ async def _answers_models(port: int) -> bool:
 
 
 def _server_environment() -> dict[str, str]:
+    # No credentials either: the server needs none, and a child's environ is readable by others.
     env = process_environment()
-    return {k: v for k, v in env.items() if k.lower() not in _SERVER_ENV_NAMES}
+    secret = secret_variables(env)
+    return {k: v for k, v in env.items() if k.lower() not in _SERVER_ENV_NAMES and k not in secret}
 
 
 def _bind(port: int) -> socket.socket:

@@ -1,4 +1,8 @@
-"""Event sinks: structlog (console on a TTY, JSON otherwise) and a JSONL file per run."""
+"""Event sinks: structlog (console on a TTY, JSON otherwise) and a JSONL file per run.
+
+Every sink redacts credential-looking text (`orchestrator.secrets`) before it writes: an error
+message that echoes an `Authorization` header must not reach a log line or a file.
+"""
 
 from __future__ import annotations
 
@@ -12,19 +16,34 @@ from typing import Any, TextIO
 import structlog
 
 from .events import Event, EventSink, event_fields
+from .secrets import Redactor, redact_data, redact_patterns
 
 
-def configure_logging(*, level: int = logging.INFO, stream: TextIO | None = None) -> None:
-    """App-edge setup: console renderer on a TTY, dict tracebacks + JSON otherwise."""
+def configure_logging(
+    *, level: int = logging.INFO, stream: TextIO | None = None, secrets: Iterable[str] = ()
+) -> None:
+    """App-edge setup: console renderer on a TTY, dict tracebacks + JSON otherwise.
+
+    Args:
+        level: The lowest level written.
+        stream: Where lines go; stderr when None.
+        secrets: Values redacted from every rendered line, besides credential-looking text.
+    """
     out = stream or sys.stderr
+    redaction = _Redaction(Redactor(secrets))
     renderer: Any
     if out.isatty():
         renderer = structlog.dev.ConsoleRenderer()
-        processors: list[Any] = [structlog.processors.TimeStamper(fmt="iso"), renderer]
+        processors: list[Any] = [
+            structlog.processors.TimeStamper(fmt="iso"),
+            redaction.fields,
+            renderer,
+        ]
     else:
         processors = [
             structlog.processors.TimeStamper(fmt="iso"),
             structlog.processors.dict_tracebacks,
+            redaction.fields,
             structlog.processors.JSONRenderer(),
         ]
     structlog.configure(
@@ -32,6 +51,7 @@ def configure_logging(*, level: int = logging.INFO, stream: TextIO | None = None
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             *processors,
+            redaction.rendered,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(out),
@@ -39,14 +59,31 @@ def configure_logging(*, level: int = logging.INFO, stream: TextIO | None = None
     )
 
 
+class _Redaction:
+    """Two processors: `fields` runs before the renderer, `rendered` after it.
+
+    Both are needed: JSON escaping can hide a pattern match in the rendered text, and the console
+    renderer formats tracebacks itself, after every field processor has run.
+    """
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._redact = redactor
+
+    def fields(self, logger: object, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        return {key: redact_data(value, self._redact) for key, value in event_dict.items()}
+
+    def rendered(self, logger: object, method: str, rendered: Any) -> Any:
+        return self._redact(rendered) if isinstance(rendered, str) else rendered
+
+
 class StructlogSink:
-    """Logs each event with event name = `kind` and its fields as keys."""
+    """Logs each event with event name = `kind` and its fields (redacted) as keys."""
 
     def __init__(self, logger: Any = None) -> None:
         self._log = logger if logger is not None else structlog.get_logger("orchestrator")
 
     def emit(self, event: Event) -> None:
-        fields = event_fields(event)
+        fields = {name: redact_data(value) for name, value in event_fields(event).items()}
         kind = str(fields.pop("kind"))
         fields.pop("at", None)
         level = "warning" if kind in _WARN else "info"
@@ -65,11 +102,18 @@ class JsonlSink:
         self._file = path.open("a", encoding="utf-8")
 
     def emit(self, event: Event) -> None:
-        self._file.write(json.dumps(event_fields(event), default=str, ensure_ascii=False) + "\n")
+        # The data, not the JSON text: in the text an escape (`\n` before a key) hides a match.
+        fields = redact_data(event_fields(event))
+        line = json.dumps(fields, default=_redacted_str, ensure_ascii=False)
+        self._file.write(line + "\n")
         self._file.flush()
 
     def close(self) -> None:
         self._file.close()
+
+
+def _redacted_str(value: object) -> str:
+    return redact_patterns(str(value))
 
 
 class FanOutSink:

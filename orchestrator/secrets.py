@@ -11,7 +11,7 @@ import ctypes
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import cast
 
@@ -96,15 +96,20 @@ def redact_patterns(text: str) -> str:
     return _CREDENTIAL.sub(_replace, text)
 
 
-def redact_data(value: object) -> object:
-    """`value` with `redact_patterns` applied to every string in it (JSON-like data; types kept)."""
+def redact_data(value: object, redactor: Callable[[str], str] = redact_patterns) -> object:
+    """`value` with `redactor` (by default the patterns) applied to every string in it.
+
+    For JSON-like data (dicts, lists, tuples; their types are kept). Redacting the data rather
+    than its JSON text matters: in the text, an escape such as `\\n` right before a key hides it.
+    """
     if isinstance(value, str):
-        return redact_patterns(value)
+        return redactor(value)
     if isinstance(value, dict):
         items = cast("dict[object, object]", value).items()
-        return {key: redact_data(item) for key, item in items}
+        return {key: redact_data(item, redactor) for key, item in items}
     if isinstance(value, list | tuple):
-        redacted = [redact_data(item) for item in cast("list[object] | tuple[object, ...]", value)]
+        elements = cast("list[object] | tuple[object, ...]", value)
+        redacted = [redact_data(item, redactor) for item in elements]
         return tuple(redacted) if isinstance(value, tuple) else redacted
     return value
 

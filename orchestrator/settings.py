@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -15,6 +16,8 @@ from .llm import StructuredOutputStyle
 Backend = Literal["auto", "openai", "compatible", "local"]
 """auto: a base URL → compatible, else OPENAI_API_KEY → openai, else the embedded model."""
 ApiStyle = Literal["responses", "chat"]
+ShellSandbox = Literal["auto", "off"]
+"""auto: bubblewrap where it works here, else unisolated (logged once); off: never isolate."""
 
 
 class Settings(BaseModel):
@@ -45,6 +48,9 @@ class Settings(BaseModel):
     """Context window of the embedded model in tokens (SmolLM2 was trained on 8192)."""
     local_ready_timeout_s: float = Field(default=120.0, gt=0)
     """How long the embedded model server may take to start answering."""
+    shell_sandbox: ShellSandbox = "auto"
+    """Isolation of model-run commands and acceptance checks; "off" only on purpose (a trusted
+    host without bubblewrap's namespaces): commands then run with our user and filesystem."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -84,7 +90,23 @@ _ENV_FIELDS: dict[str, str] = {
     "local_model_path": "ORCH_LOCAL_MODEL_PATH",
     "local_n_ctx": "ORCH_LOCAL_N_CTX",
     "local_ready_timeout_s": "ORCH_LOCAL_READY_TIMEOUT_S",
+    "shell_sandbox": "ORCH_SHELL_SANDBOX",
 }
+
+_SECRET_VARIABLE = re.compile(
+    r"(^|_)(API_?KEY|(ACCESS|SECRET|PRIVATE|SECRET_ACCESS)_KEY|(AUTH_|ACCESS_)?TOKEN|SECRET"
+    r"|PASSWORD|PASSWD)$",
+    re.IGNORECASE,
+)
+
+
+def secret_variables(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The set variables that hold credentials, by name (`*_API_KEY`, `*_TOKEN`, `*_SECRET`, ...).
+
+    The app edge hides exactly these from child processes and redacts their values from output.
+    """
+    env = os.environ if environ is None else environ
+    return {name: value for name, value in env.items() if value and _SECRET_VARIABLE.search(name)}
 
 
 def process_environment() -> dict[str, str]:

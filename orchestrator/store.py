@@ -1,7 +1,12 @@
-"""Run persistence: a directory per run (events.jsonl, result.json) and a SQLite index of runs."""
+"""Run persistence: a directory per run (events.jsonl, result.json) and a SQLite index of runs.
+
+What is written is redacted first (`orchestrator.secrets`): a failure message that echoes a key
+must not be kept on disk.
+"""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,14 +16,22 @@ from pydantic import TypeAdapter
 
 from .models import RunId, RunResult, Succeeded, TaskResult
 from .plan import task_key
+from .secrets import redact_data, redact_patterns
 
 _RESULT_ADAPTER: TypeAdapter[RunResult] = TypeAdapter(RunResult)
 _TASK_ADAPTER: TypeAdapter[TaskResult] = TypeAdapter(TaskResult)
 
 
 def result_json(result: RunResult) -> bytes:
-    """The result as indented JSON, exactly as result.json stores it."""
-    return _RESULT_ADAPTER.dump_json(result, indent=2)
+    """The result as indented JSON with credentials redacted, exactly as result.json stores it."""
+    return _redacted_json(_RESULT_ADAPTER.dump_python(result, mode="json"), indent=2)
+
+
+def _redacted_json(data: object, *, indent: int | None = None) -> bytes:
+    # Redacting the data rather than the text keeps the JSON valid whatever a pattern matches.
+    separators = (",", ":") if indent is None else None
+    text = json.dumps(redact_data(data), indent=indent, separators=separators, ensure_ascii=False)
+    return text.encode()
 
 
 _SCHEMA = """
@@ -90,7 +103,7 @@ class RunStore:
         with self._db:
             self._db.execute(
                 "INSERT INTO runs (run_id, goal, status, started_at, run_dir) VALUES (?,?,?,?,?)",
-                (run_id, goal, "running", at, str(self.root / run_id)),
+                (run_id, redact_patterns(goal), "running", at, str(self.root / run_id)),
             )
 
     def finished(self, result: RunResult, at: float) -> Path:
@@ -120,7 +133,7 @@ class RunStore:
                         result.run_id,
                         tid,
                         r.kind,
-                        _TASK_ADAPTER.dump_json(r).decode(),
+                        _redacted_json(_TASK_ADAPTER.dump_python(r, mode="json")).decode(),
                     )
                     for tid, r in result.results.items()
                 ],

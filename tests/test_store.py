@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,24 @@ def test_a_run_without_a_plan_teaches_nothing(tmp_path: Path) -> None:
     store.finished(_result("r", {TaskId("a"): _done("a", 5.0)}, None), 1.0)
     assert store.latency_history() == {}
     store.close()
+
+
+def test_store_redacts_credentials_in_result_and_index(tmp_path: Path) -> None:
+    leaked = "sk-proj-" + "Qq1Rr2Ss3Tt4" * 4
+    failed = Failed(
+        task_id=TaskId("a"),
+        error=ErrorInfo(type="ModelAPIError", message=f"Authorization: Bearer {leaked}"),
+        tier="mini",
+        attempts=1,
+    )
+    store = RunStore(tmp_path)
+    store.started(RunId("r"), f"use api_key={leaked}", 0.0)
+    path = store.finished(_result("r", {TaskId("a"): failed}, None), 1.0)
+    store.close()
+
+    for stored in tmp_path.rglob("*"):
+        if stored.is_file():
+            assert leaked.encode() not in stored.read_bytes(), stored
+    reloaded = RunStore(tmp_path).load_result("r")
+    assert isinstance(reloaded.results[TaskId("a")], Failed)
+    assert json.loads(path.read_text())["run_id"] == "r"

@@ -2,11 +2,13 @@
 
 `Sandbox.detect()` checks once per process that bwrap exists *and* works here (containers often
 forbid the namespaces it needs). When it does not, the sandbox reports itself unavailable, logs
-`sandbox_unavailable` once, and commands run unisolated rather than not at all.
+`sandbox_unavailable` once, and commands run unisolated rather than not at all. Unisolated
+commands started as root still lose every capability (`without_capabilities`), as inside bwrap.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -40,6 +42,9 @@ _HOME_SECRETS = (
 
 DEFAULT_TMP_SIZE = 1024 * 1024 * 1024
 """Cap on the private /tmp: it is a tmpfs, so whatever a command writes there sits in RAM."""
+
+_SETPRIV_FLAGS = ("--bounding-set=-all", "--inh-caps=-all", "--ambient-caps=-all")
+"""Empty the bounding, inheritable and ambient sets: root then execs with no capabilities."""
 
 _probe_lock = threading.Lock()
 
@@ -162,6 +167,58 @@ class Sandbox:
         return args
 
 
+def without_capabilities(argv: Sequence[str]) -> list[str]:
+    """Return argv that runs `argv` with no capabilities when we are root (unchanged otherwise).
+
+    Why: a process of the same user without CAP_SYS_PTRACE cannot read a non-dumpable process's
+    `/proc/<pid>/environ` or `mem` (see `orchestrator.secrets.protect_process_secrets`), nor those
+    of any process holding capabilities it lacks. Root keeps CAP_SYS_PTRACE unless it drops it, so
+    an unsandboxed command run by root gets the empty capability set bwrap's `--cap-drop ALL` gives.
+    Uses util-linux `setpriv`; without a working one, root commands keep their capabilities and
+    `capabilities_kept` is logged once. Blocks for that probe once per process (a few ms).
+    """
+    if os.geteuid() != 0:
+        return list(argv)
+    with _probe_lock:
+        prefix = _setpriv_prefix()
+    return [*prefix, "--", *argv] if prefix else list(argv)
+
+
+@cache
+def _setpriv_prefix() -> tuple[str, ...]:
+    # A fact about this host, probed once per process like bwrap: an old setpriv lacking a flag
+    # would otherwise fail every command instead of only losing the drop.
+    setpriv = shutil.which("setpriv", path=process_environment().get("PATH"))
+    if setpriv is None:
+        problem = "util-linux setpriv is not installed"
+    else:
+        argv = [setpriv, *_SETPRIV_FLAGS, "--", "/bin/sh", "-c", "true"]
+        problem = _run_quietly(argv, name="setpriv")
+    if setpriv is None or problem is not None:
+        structlog.get_logger(__name__).warning("capabilities_kept", reason=problem)
+        return ()
+    return (setpriv, *_SETPRIV_FLAGS)
+
+
+def _run_quietly(argv: Sequence[str], *, name: str) -> str | None:
+    """Run a probe command; return why `name` failed, or None."""
+    try:
+        completed = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=_PROBE_TIMEOUT_S,
+            env={"PATH": "/usr/bin:/bin"},
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{name} could not be run: {exc}"
+    if completed.returncode != 0:
+        detail = completed.stderr.decode("utf-8", errors="replace").strip().splitlines()
+        return f"{name} does not work here: {detail[-1] if detail else completed.returncode}"
+    return None
+
+
 def _home_secrets() -> tuple[Path, ...]:
     home = process_environment().get("HOME")
     if not home:
@@ -203,19 +260,4 @@ def _run_probe(bwrap: str, *, tmp_size: int | None) -> str | None:
     """Run `true` under the exact flags we use; return why it failed, or None."""
     sandbox = Sandbox(bwrap=bwrap, status_message="probe", tmp_size=tmp_size)
     with tempfile.TemporaryDirectory(prefix="orchestrator-bwrap-probe-") as workspace:
-        argv = sandbox.wrap(["/bin/sh", "-c", "true"], Path(workspace))
-        try:
-            completed = subprocess.run(
-                argv,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=_PROBE_TIMEOUT_S,
-                env={"PATH": "/usr/bin:/bin"},
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return f"bwrap could not be run: {exc}"
-    if completed.returncode != 0:
-        detail = completed.stderr.decode("utf-8", errors="replace").strip().splitlines()
-        return f"bwrap does not work here: {detail[-1] if detail else completed.returncode}"
-    return None
+        return _run_quietly(sandbox.wrap(["/bin/sh", "-c", "true"], Path(workspace)), name="bwrap")

@@ -1,4 +1,8 @@
-"""Running one shell command for a model: scrubbed environment, no stdin, timeout, bounded output.
+"""Running one shell command for a model: sandbox, scrubbed environment, no stdin, bounded output.
+
+Isolation is the default: bubblewrap when it works here (`Sandbox.detect`), unisolated only when
+the caller says so (`sandbox=None` or `Sandbox.disabled()`) or bwrap cannot run; an unisolated
+command started by root still runs without capabilities (`sandbox.without_capabilities`).
 
 The command runs as `bash -c` in its own session. When it ends, times out, floods its output or the
 caller is cancelled, its whole process group is stopped (SIGTERM, a short grace, SIGKILL) together
@@ -16,6 +20,7 @@ from collections.abc import AsyncGenerator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import anyio
 from anyio.abc import ByteReceiveStream, Process
@@ -23,7 +28,7 @@ from anyio.abc import ByteReceiveStream, Process
 from orchestrator.models import TaskId
 from orchestrator.toolkit import ApprovalCallback
 
-from .sandbox import Sandbox
+from .sandbox import Sandbox, without_capabilities
 from .shell_env import child_environment
 from .shell_output import OutputSink, StreamCapture, split_budget
 from .shell_policy import Denied, ShellPolicy
@@ -81,7 +86,7 @@ async def arun_shell(
     timeout_ms: int | None,
     max_output_length: int | None,
     policy: ShellPolicy | None = None,
-    sandbox: Sandbox | None = None,
+    sandbox: Sandbox | Literal["detect"] | None = "detect",
     env_allow: Iterable[str] = (),
     full_output_dir: Path | None = None,
     output_name: str | None = None,
@@ -99,8 +104,11 @@ async def arun_shell(
         max_output_length: Characters of stdout plus stderr returned; None means the default.
         policy: Judged first (`approve` settles approvals, told `task_id`); a refusal returns a
             result with `denied` set. Its `read_only` implies ours.
-        sandbox: Isolation; None or an unavailable sandbox runs the command unisolated.
+        sandbox: "detect" (the default) uses bubblewrap when it works here (probed once per
+            process, off the event loop). None or `Sandbox.disabled()` runs the command
+            unisolated on purpose: it can then read and write whatever our user can.
         env_allow: Variables (or globs) passed through besides the base set; see `shell_env`.
+            The environment is always scrubbed: no `OPENAI_*` or credential-looking variables.
         full_output_dir: Gets `<output_name or token>.log`, kept only when output was truncated.
         read_only: Mount the workspace read-only in the sandbox.
     """
@@ -109,11 +117,16 @@ async def arun_shell(
         if isinstance(verdict, Denied):
             return _refused(verdict.reason)
         read_only = read_only or policy.read_only
+    if sandbox == "detect":
+        sandbox = await anyio.to_thread.run_sync(Sandbox.detect)
     token = secrets.token_hex(8)
     env = child_environment(allow=env_allow, marker=token)
     log_path = await _log_path(full_output_dir, output_name or token)
+    argv = _argv(command, cwd, env, sandbox, writable=not read_only, logs=full_output_dir)
+    if sandbox is None or not sandbox.is_available:
+        argv = await anyio.to_thread.run_sync(without_capabilities, argv)
     job = _Job(
-        argv=_argv(command, cwd, env, sandbox, writable=not read_only, logs=full_output_dir),
+        argv=argv,
         cwd=cwd,
         env=env,
         token=token,
@@ -132,11 +145,14 @@ def run_shell(
     *,
     timeout_ms: int | None = None,
     max_output_length: int | None = None,
-    sandbox: Sandbox | None = None,
+    sandbox: Sandbox | Literal["detect"] | None = "detect",
     env_allow: Sequence[str] = (),
     full_output_dir: Path | None = None,
 ) -> ShellResult:
-    """Run one command from synchronous code (harnesses, scripts); see `arun_shell`."""
+    """Run one command from synchronous code (harnesses, scripts); see `arun_shell`.
+
+    Sandboxed like the `shell` tool unless `sandbox=None` is passed explicitly.
+    """
     run = functools.partial(
         arun_shell,
         command,
@@ -160,7 +176,7 @@ def _argv(
     logs: Path | None,
 ) -> list[str]:
     argv = [shutil.which("bash", path=env["PATH"]) or "/bin/sh", "-c", command]
-    if sandbox is None:
+    if sandbox is None or not sandbox.is_available:
         return argv
     # We start bwrap in a new session ourselves (see `Sandbox.wrap`), so its namespace init stays
     # in the group we wait on: once the group is empty, so is the namespace.

@@ -328,3 +328,17 @@ def test_run_shell_runs_from_sync_code(workspace: Path) -> None:
     result = run_shell("echo sync", workspace, timeout_ms=5_000)
 
     assert (result.stdout, result.exit_code) == ("sync\n", 0)
+
+
+def test_run_shell_isolates_by_default_where_bubblewrap_works(workspace: Path) -> None:
+    """No sandbox argument means the same isolation the shell tool gets, not none."""
+    result = run_shell("true", workspace, timeout_ms=5_000)
+
+    assert result.sandboxed is Sandbox.detect().is_available
+
+
+def test_run_shell_runs_unisolated_only_when_asked(workspace: Path) -> None:
+    result = run_shell("true", workspace, timeout_ms=5_000, sandbox=None)
+
+    assert result.exit_code == 0
+    assert not result.sandboxed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import socket
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from orchestrator.tools.sandbox import Sandbox
+from orchestrator.tools.sandbox import Sandbox, without_capabilities
 from orchestrator.tools.shell_policy import ShellPolicy
 from orchestrator.tools.shell_runner import ShellResult, arun_shell
 
@@ -189,16 +190,34 @@ async def test_sandbox_hides_host_process_environments(
     assert secret not in result.stdout
 
 
+@pytest.mark.skipif(os.geteuid() == 0, reason="root's commands run without capabilities")
 async def test_unisolated_runner_exposes_host_process_environments(
     workspace: Path, secret_holder: tuple[int, str]
 ) -> None:
     """Known limit, kept as a test so the contrast with the sandbox stays true: same-user processes'
-    environments are readable unisolated. Our own key is scrubbed from the child, not from /proc."""
+    environments are readable unisolated. Our own key is scrubbed from the child, and our own
+    /proc entries are hidden by `protect_process_secrets`, but other processes' are not."""
     pid, secret = secret_holder
 
     result = await run(f"cat /proc/{pid}/environ", workspace, None)
 
     assert secret in result.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root's commands have capabilities to drop")
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux setpriv")
+async def test_unisolated_root_command_cannot_read_privileged_environments(
+    workspace: Path, secret_holder: tuple[int, str]
+) -> None:
+    """Run by root, an unisolated command has no capabilities (as in bwrap), so it cannot read the
+    environment of a process that holds some, as root processes like us do."""
+    pid, secret = secret_holder
+
+    result = await run(f"cat /proc/{pid}/environ; grep Cap /proc/self/status", workspace, None)
+
+    assert secret not in result.stdout
+    assert "Permission denied" in result.stderr
+    assert "CapEff:\t0000000000000000" in result.stdout
 
 
 @pytest.mark.sandbox
@@ -267,3 +286,18 @@ async def test_runner_falls_back_when_sandbox_unavailable(workspace: Path) -> No
     result = await run("echo ran", workspace, Sandbox.disabled())
 
     assert (result.stdout, result.sandboxed) == ("ran\n", False)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root's commands do get the capability drop")
+def test_without_capabilities_leaves_non_root_argv_unchanged() -> None:
+    assert without_capabilities(["echo", "hi"]) == ["echo", "hi"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root's commands have capabilities to drop")
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux setpriv")
+def test_without_capabilities_prefixes_root_argv_with_setpriv() -> None:
+    argv = without_capabilities(["echo", "hi"])
+
+    assert Path(argv[0]).name == "setpriv"
+    assert "--bounding-set=-all" in argv
+    assert argv[-3:] == ["--", "echo", "hi"]
