@@ -100,7 +100,7 @@ class RedactingStream(io.TextIOBase):
 
 def _dispatch(args: argparse.Namespace) -> int:
     try:
-        return int(args.func(args))
+        return int(_unwrapped(args.func, args))
     except PlanValidationError as exc:
         print(
             f"error: no valid plan: {exc} (tasks: {', '.join(exc.task_ids) or '-'})",
@@ -117,6 +117,20 @@ def _dispatch(args: argparse.Namespace) -> int:
         # A bug: print its traceback as Python would at exit, but through the redacting stream.
         traceback.print_exc()
         return 1
+
+
+def _unwrapped(func: Any, args: argparse.Namespace) -> Any:
+    """Call `func(args)`; an error group holding one error (a run's task group) becomes that error,
+    so it gets its one-line message instead of a traceback."""
+    try:
+        return func(args)
+    except ExceptionGroup as group:
+        leaf: BaseException = group
+        while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
+            leaf = leaf.exceptions[0]
+        if isinstance(leaf, Exception) and not isinstance(leaf, BaseExceptionGroup):
+            raise leaf from group
+        raise
 
 
 def _parser() -> argparse.ArgumentParser:

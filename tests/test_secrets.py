@@ -414,8 +414,9 @@ def test_cli_output_and_run_files_never_show_echoed_key(
         check=False,
     )
 
-    assert done.returncode != 0
+    assert done.returncode == 1
     assert "400" in done.stderr and MARKER in done.stderr  # the error was shown, redacted
+    assert "error: run " in done.stderr and "Traceback" not in done.stderr
     assert probe_key not in done.stdout + done.stderr
     stored = [path for path in runs.rglob("*") if path.is_file()]
     assert {path.name for path in stored} >= {"events.jsonl", "result.json", "runs.sqlite3"}
