@@ -125,12 +125,13 @@ def _unwrapped(func: Any, args: argparse.Namespace) -> Any:
     try:
         return func(args)
     except ExceptionGroup as group:
-        leaf: BaseException = group
-        while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
-            leaf = leaf.exceptions[0]
-        if isinstance(leaf, Exception) and not isinstance(leaf, BaseExceptionGroup):
-            raise leaf from group
-        raise
+        leaf: Exception = group
+        while isinstance(leaf, ExceptionGroup):
+            inner: tuple[Exception, ...] = leaf.exceptions
+            if len(inner) != 1:
+                raise
+            leaf = inner[0]
+        raise leaf from group
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -24,6 +24,10 @@ class RetryPolicy:
     herd_spread: float = 0.1
     """After a server-given delay, each caller waits up to this fraction more, so siblings
     released by one cooldown do not all arrive in the same millisecond."""
+    concurrency_shrink: float = 0.75
+    """On a 429, calls allowed in flight for that model become this share of what was in flight
+    (once per cooldown window); each window of successes gives one back. Gentler than halving:
+    a lone 429 should not cost a quarter of the throughput for the next minute."""
     outage_streak: int = 3
     """Transport failures in a row on one endpoint (no success between) that pause every caller
     of it, not only the failing one."""

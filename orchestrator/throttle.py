@@ -75,7 +75,7 @@ class EndpointState:
     rate_limited: int = 0
     """429s in a row, of any caller."""
     limit: int | None = None
-    """Adaptive concurrency: None until the first 429, then halved on 429s and grown back."""
+    """Adaptive concurrency: None until the first 429, then cut on 429s and grown back."""
     in_flight: int = 0
     _good: int = 0
     _cut_guard: float = -math.inf
@@ -129,19 +129,19 @@ class EndpointState:
             self.rate_limited += 1
             asked = server_delay_s(policy, exc)
             pause = asked if asked is not None else backoff_s(policy, self.rate_limited, draw)
-            self._shrink(now, now + pause)
+            self._shrink(now, now + pause, policy.concurrency_shrink)
         elif self.streak >= policy.outage_streak:
             pause = backoff_s(policy, self.streak - policy.outage_streak + 1, draw)
         if pause is not None:
             self.cooldown_until = max(self.cooldown_until, now + pause)
         return max(0.0, self.cooldown_until - now), now - self.failing_since
 
-    def _shrink(self, now: float, window_end: float) -> None:
-        """Halve concurrency once per cooldown window (AIMD), from what was really in flight."""
+    def _shrink(self, now: float, window_end: float, share: float) -> None:
+        """Cut concurrency once per cooldown window (AIMD), from what was really in flight."""
         if now < self._cut_guard:
             return
         current = self.limit if self.limit is not None else max(1, self.in_flight)
-        self.limit = max(1, current // 2)
+        self.limit = max(1, int(current * share))
         self._good = 0
         self._cut_guard = window_end
 

@@ -215,6 +215,7 @@ async def run_orchestrator(
     max_parallel: int = 8,
     timeout_s: float = 10.0,
     sinks: Sequence[EventSink] = (),
+    limits: Limits | None = None,
 ) -> RunResult:
     """Run the whole engine (review on, streaming planner) through `Orchestrator` at `base_url`."""
     client: OpenAIChatClient | OpenAIResponsesClient
@@ -229,7 +230,7 @@ async def run_orchestrator(
             workdir=workdir,
             client=client,
             settings=Settings(run_root=workdir / "runs"),
-            limits=Limits(max_parallel=max_parallel),
+            limits=limits or Limits(max_parallel=max_parallel),
             review="all",
             sinks=sinks,
         )

@@ -16,7 +16,9 @@ from orchestrator.llm_openai import rate_limits, retry_after_s
 from orchestrator.retry import RetryPolicy, backoff_s, is_transport, retry_delay_s
 from orchestrator.throttle import EndpointState, RateLimit
 
-POLICY = RetryPolicy(base_delay_s=0.5, max_delay_s=8.0, herd_spread=0.1, outage_streak=3)
+POLICY = RetryPolicy(
+    base_delay_s=0.5, max_delay_s=8.0, herd_spread=0.1, outage_streak=3, concurrency_shrink=0.5
+)
 RATE_LIMITED = ModelAPIError("429", status_code=429, retryable=True, retry_after_s=2.0)
 RATE_LIMITED_BARE = ModelAPIError("429", status_code=429, retryable=True)
 UNAVAILABLE = ModelAPIError("503", status_code=503, retryable=True)
