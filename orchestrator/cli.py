@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Generator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import anyio
 
@@ -125,13 +125,20 @@ def _unwrapped(func: Any, args: argparse.Namespace) -> Any:
     try:
         return func(args)
     except ExceptionGroup as group:
-        leaf: Exception = group
-        while isinstance(leaf, ExceptionGroup):
-            inner: tuple[Exception, ...] = leaf.exceptions
-            if len(inner) != 1:
-                raise
-            leaf = inner[0]
-        raise leaf from group
+        sole = _sole_error(group)
+        if sole is None:
+            raise
+        raise sole from group
+
+
+def _sole_error(group: BaseExceptionGroup[BaseException]) -> Exception | None:
+    """The one error inside nested single-member groups, if that is what `group` is."""
+    if len(group.exceptions) != 1:
+        return None
+    only: BaseException = group.exceptions[0]
+    if isinstance(only, BaseExceptionGroup):
+        return _sole_error(cast("BaseExceptionGroup[BaseException]", only))
+    return only if isinstance(only, Exception) else None
 
 
 def _parser() -> argparse.ArgumentParser:
