@@ -16,6 +16,7 @@ import anyio
 from orchestrator.errors import RunAbortedError
 from orchestrator.events import EscalationDecided, ReviewDecided
 from orchestrator.models import RunResult
+from orchestrator.retry import RetryPolicy
 from orchestrator.testing import RecordingSink
 from tests.engine_model import EngineModel, ToolLedger, run_orchestrator
 from tests.fault_log import attempts_ratio, logical_calls, max_attempts
@@ -43,6 +44,8 @@ class Cell:
     kinds: tuple[FaultKind, ...] = ALL_KINDS
     max_parallel: int = 8
     cell_timeout_s: float = 300.0
+    retry_base_s: float = 0.2
+    """`RetryPolicy.base_delay_s`; scaled with the latency when the whole bench is scaled."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,6 +102,9 @@ async def run_cell(cell: Cell) -> CellResult:
                         max_parallel=cell.max_parallel,
                         timeout_s=cell.timeout_s,
                         sinks=[sink],
+                        retry=RetryPolicy(
+                            base_delay_s=cell.retry_base_s, max_delay_s=cell.retry_base_s * 80
+                        ),
                     )
                     status = result.status
                 except RunAbortedError as exc:

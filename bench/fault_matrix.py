@@ -70,6 +70,7 @@ def cells(args: argparse.Namespace) -> list[Cell]:
         kinds=tuple(args.kinds),
         max_parallel=args.parallel,
         cell_timeout_s=args.cell_timeout,
+        retry_base_s=args.retry_base,
     )
     apis: list[Literal["chat", "responses"]] = args.apis
     return [
@@ -128,6 +129,7 @@ def section(label: str, args: argparse.Namespace, results: Sequence[CellResult])
         f"{len(results)} cells. Fault kinds, drawn uniformly: {kinds}; "
         f"server latency {args.latency * 1000:.0f} ms per reply; client timeout {args.timeout:g} s "
         f"(the cost of a `hang`); 429s carry Retry-After {args.retry_after:g} s; "
+        f"backoff base {args.retry_base:g} s (full jitter, cap 80x); "
         f"max_parallel {args.parallel}; review on; streaming planner.",
         "",
         table(results),
@@ -198,6 +200,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency", type=float, default=0.02, help="server seconds per reply")
     parser.add_argument("--timeout", type=float, default=1.0, help="client timeout, seconds")
     parser.add_argument("--retry-after", type=float, default=0.25, help="Retry-After of a 429")
+    parser.add_argument(
+        "--retry-base", type=float, default=0.2, help="RetryPolicy.base_delay_s (default 0.2)"
+    )
     parser.add_argument("--parallel", type=int, default=8, help="Limits.max_parallel")
     parser.add_argument("--cell-timeout", type=float, default=300.0, help="seconds per cell")
     parser.add_argument("--label", default=None, help="the section name in the results file")

@@ -7,7 +7,7 @@ the engine itself (run.py and below) never does.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -18,9 +18,11 @@ from .events import EventSink
 from .llm import ModelClient
 from .models import DEFAULT_LADDER, Limits, RunResult, TierSpec
 from .pricing import PriceTable
+from .retry import RetryPolicy
 from .roles import Planner, Reviewer, Synthesizer, Worker
 from .run import Engine, EngineConfig
 from .settings import Settings, ShellSandbox
+from .throttle import RateLimit, Throttle
 from .toolkit import ApprovalCallback, CheckOutcome, Tool
 
 if TYPE_CHECKING:
@@ -56,6 +58,8 @@ class Orchestrator:
         reviewer: Reviewer | None = None,
         synthesizer: Synthesizer | None = None,
         role_options: RoleOptions | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limits: Mapping[str, RateLimit] | None = None,
     ) -> None:
         from .tools.registry import ToolRegistry
 
@@ -79,6 +83,10 @@ class Orchestrator:
         self._approve = approve
         self._roles = (planner, worker, reviewer, synthesizer)
         self._role_options = role_options
+        self._retry = retry or RetryPolicy()
+        self._rate_limits = dict(rate_limits or {})
+        self._throttle: Throttle | None = None
+        """One per orchestrator, so its runs back off together (made with the first engine)."""
         self._engines: list[Engine] = []
         self.notice: str | None = None
         """What the backend wants the user told (e.g. that the embedded model is a toy)."""
@@ -130,6 +138,12 @@ class Orchestrator:
         planner, worker, reviewer, synthesizer = self._roles
         limits = self._limits or Limits(max_parallel=settings.max_parallel)
         run_root = settings.run_root
+        if self._throttle is None:
+            self._throttle = Throttle(
+                self._retry,
+                ceiling=client.capabilities.parallel_requests,
+                rate_limits=self._rate_limits,
+            )
         return Engine(
             client,
             planner=planner or DagPlanner(**compact),
@@ -144,7 +158,10 @@ class Orchestrator:
                 prices=self._prices,
                 review=self._review,
                 run_root=run_root if run_root.is_absolute() else self.workdir / run_root,
+                retry=self._retry,
+                rate_limits=self._rate_limits,
             ),
+            throttle=self._throttle,
             sinks=self._sinks,
             check_runner=functools.partial(shell_check, shell_sandbox=settings.shell_sandbox),
             approve=self._approve,

@@ -115,6 +115,7 @@ class Engine:
         approve: ApprovalCallback | None = None,
         clock: Callable[[], float] = time.time,
         new_run_id: Callable[[], str] = lambda: uuid.uuid4().hex[:12],
+        throttle: Throttle | None = None,
     ) -> None:
         self.client = client
         self.config = config or EngineConfig()
@@ -126,12 +127,13 @@ class Engine:
         self._clock = clock
         self._new_run_id = new_run_id
         self._cancel_scopes: set[anyio.CancelScope] = set()
-        self._throttle = Throttle(
+        self._throttle = throttle or Throttle(
             self.config.retry,
             ceiling=client.capabilities.parallel_requests,
             rate_limits=self.config.rate_limits,
         )
-        """Shared by every run of this engine: one cooldown per model, whoever hit the 429."""
+        """Shared by every run of this engine (or of the app that passed it): one cooldown per
+        model, whoever hit the 429."""
 
     @property
     def top(self) -> TierSpec:

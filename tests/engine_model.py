@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from orchestrator import Limits, Orchestrator, RunResult, Settings, tool
+from orchestrator import Limits, Orchestrator, RetryPolicy, RunResult, Settings, tool
 from orchestrator.agents.planner import PLANNER_PROMPT
 from orchestrator.agents.reviewer import REVIEWER_PROMPT
 from orchestrator.agents.synthesizer import SYNTHESIZER_PROMPT
@@ -216,6 +216,7 @@ async def run_orchestrator(
     timeout_s: float = 10.0,
     sinks: Sequence[EventSink] = (),
     limits: Limits | None = None,
+    retry: RetryPolicy | None = None,
 ) -> RunResult:
     """Run the whole engine (review on, streaming planner) through `Orchestrator` at `base_url`."""
     client: OpenAIChatClient | OpenAIResponsesClient
@@ -231,6 +232,7 @@ async def run_orchestrator(
             client=client,
             settings=Settings(run_root=workdir / "runs"),
             limits=limits or Limits(max_parallel=max_parallel),
+            retry=retry,
             review="all",
             sinks=sinks,
         )
