@@ -228,7 +228,7 @@ class Gateway:
             call.settled = True
             outage = ModelOutageError(
                 outage_message(request.role, request.model, failing_for, exc),
-                status_code=exc.status_code if isinstance(exc, ModelAPIError) else None,
+                status_code=_status(exc),
                 outage_s=failing_for,
             )
             self._emit_failed(call, outage)
@@ -244,7 +244,7 @@ class Gateway:
                 task_id=request.task_id,
                 try_number=call.tries,
                 error_type=type(exc).__name__,
-                status_code=exc.status_code if isinstance(exc, ModelAPIError) else None,
+                status_code=_status(exc),
                 message=str(exc)[:300],
                 delay_s=round(delay, 4),
                 cooldown_s=round(cooldown, 4),
@@ -335,6 +335,10 @@ class _Slot:
         self._limiter.release()
         assert self._place is not None
         await self._place.__aexit__(None, None, None)
+
+
+def _status(exc: ModelError) -> int | None:
+    return exc.status_code if isinstance(exc, ModelAPIError) else None
 
 
 def _was_processed(exc: ModelError) -> bool:

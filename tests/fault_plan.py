@@ -10,7 +10,7 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from .fault_openai import ApiCall
 
@@ -25,17 +25,7 @@ FaultKind = Literal[
     "stream_no_terminator",
     "echo_auth_400",
 ]
-ALL_KINDS: tuple[FaultKind, ...] = (
-    "429",
-    "500",
-    "503",
-    "reset",
-    "truncated",
-    "hang",
-    "stream_cut",
-    "stream_no_terminator",
-    "echo_auth_400",
-)
+ALL_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
 STREAM_ONLY: frozenset[FaultKind] = frozenset({"stream_cut", "stream_no_terminator"})
 PLAIN_ONLY: frozenset[FaultKind] = frozenset({"truncated"})
 """A cut JSON body only exists outside streams; a cut stream is `stream_cut`."""
