@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .events import Event
+from .events import Event, ModelCallRetried
 from .models import Failed, RunResult, Skipped, Succeeded, Unreviewed
 
 
@@ -48,21 +48,46 @@ def render_result(result: RunResult) -> str:
         f"escalations: {result.escalations} (rate {result.escalation_rate:.2f}), "
         f"replans: {result.replans}"
     )
+    wasted = result.wasted_usage
+    if result.model_retries or wasted.tokens.requests:
+        lines.append(
+            f"transport retries: {result.model_retries}; wasted: {wasted.tokens.requests} "
+            f"replies, ${wasted.cost_usd:.6f} (invalid, cut or abandoned)"
+        )
     if result.run_dir:
         lines.append(f"events: {result.run_dir}/events.jsonl")
     return "\n".join(lines)
 
 
 class ProgressSink:
-    """Prints one short line per task state change, for people watching a run."""
+    """Prints one short line per task state change, for people watching a run.
 
-    def __init__(self, write: Callable[[str], object] = print) -> None:
+    A model that makes every caller wait (a 429, an outage) gets one line, then at most one per
+    `quiet_s` while it lasts, so a long outage is visible without flooding the terminal.
+    """
+
+    def __init__(self, write: Callable[[str], object] = print, *, quiet_s: float = 5.0) -> None:
         self._write = write
+        self._quiet_s = quiet_s
+        self._last_pause: dict[str, float] = {}
 
     def emit(self, event: Event) -> None:
-        line = _progress_line(event)
+        if event.kind == "model_call_retried":
+            line = self._pause_line(event)
+        else:
+            line = _progress_line(event)
         if line is not None:
             self._write(line)
+
+    def _pause_line(self, event: ModelCallRetried) -> str | None:
+        if event.cooldown_s <= 0:
+            return None  # one caller's own backoff: not news for a person
+        last = self._last_pause.get(event.model)
+        if last is not None and event.at - last < self._quiet_s:
+            return None
+        self._last_pause[event.model] = event.at
+        what = f"HTTP {event.status_code}" if event.status_code else event.error_type
+        return f"  wait   {event.model}: {what}, every call paused {event.cooldown_s:.1f}s"
 
 
 def _progress_line(event: Event) -> str | None:
@@ -79,6 +104,8 @@ def _progress_line(event: Event) -> str | None:
             return f"  FAILED {event.task_id} [{event.tier}] {event.message[:100]}"
         case "task_skipped":
             return f"  skip   {event.task_id}: {event.reason}"
+        case "task_unreviewed":
+            return f"  UNREVIEWED {event.task_id}: {event.reason[:100]}"
         case "escalation_decided" if event.to_tier:
             return (
                 f"  up     {event.task_id}: {event.from_tier} -> {event.to_tier} ({event.trigger})"
