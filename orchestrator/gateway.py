@@ -8,9 +8,11 @@ Past `Limits.outage_grace_s` of failures the call ends in `ModelOutageError`.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import anyio
@@ -39,6 +41,41 @@ from .models import Limits, RunId, TaskId, TokenUsage, Usage
 from .pricing import PriceTable
 from .retry import RetryPolicy, is_transport, outage_message, retry_delay_s
 from .throttle import Throttle
+
+_ATTEMPT_SCOPE: ContextVar[anyio.CancelScope | None] = ContextVar("attempt_scope", default=None)
+"""The deadline scope of the attempt a model call belongs to, if any (see `waits_excluded`)."""
+
+
+@contextmanager
+def waits_excluded(scope: anyio.CancelScope) -> Iterator[None]:
+    """Time the gateway spends waiting out transport faults inside this block moves `scope`'s
+    deadline by as much: an outage must not use up an attempt's time budget."""
+    token = _ATTEMPT_SCOPE.set(scope)
+    try:
+        yield
+    finally:
+        _ATTEMPT_SCOPE.reset(token)
+
+
+@contextmanager
+def _paused() -> Iterator[None]:
+    """Stop the attempt's clock (if there is one) while the block waits on the API's account."""
+    scope = _ATTEMPT_SCOPE.get()
+    if scope is None:
+        yield
+        return
+    saved, started = scope.deadline, anyio.current_time()
+    scope.deadline = math.inf
+    try:
+        yield
+    finally:
+        scope.deadline = saved + (anyio.current_time() - started)
+
+
+async def _wait(delay: float) -> None:
+    """Sleep out a backoff with the attempt's clock stopped."""
+    with _paused():
+        await anyio.sleep(delay)
 
 
 @dataclass(slots=True)
@@ -154,7 +191,7 @@ class Gateway:
                     call.in_flight = False
                     self._replied(call, reply)
                     return reply
-            await anyio.sleep(delay)
+            await _wait(delay)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         """Stream when the backend can, else one `ReplyDone` after a plain call.
@@ -189,7 +226,7 @@ class Gateway:
                 if call.delivered and not call.settled:
                     yield ReplyDone(reply=await self._complete(call))
                     return
-                await anyio.sleep(delay)
+                await _wait(delay)
         finally:
             self._abandoned(call)
 
@@ -317,6 +354,10 @@ class _Slot:
         self._place: AbstractAsyncContextManager[None] | None = None
 
     async def __aenter__(self) -> None:
+        with _paused():
+            await self._enter()
+
+    async def _enter(self) -> None:
         model = self._request.model
         while True:
             self._place = self._throttle.slot(model, lambda: estimate_input_tokens(self._request))

@@ -41,7 +41,7 @@ from .events import (
     TaskUnreviewed,
 )
 from .executor import Dispatcher
-from .gateway import Gateway
+from .gateway import Gateway, waits_excluded
 from .llm import ToolDefinition
 from .models import (
     ErrorInfo,
@@ -259,7 +259,10 @@ class Supervisor:
         started = time.perf_counter()
         check_output: str | None = None
         try:
-            with anyio.fail_after(self.s.limits.task_timeout_s):
+            with (
+                anyio.fail_after(self.s.limits.task_timeout_s) as deadline,
+                waits_excluded(deadline),
+            ):
                 outcome: WorkOutcome | Crash = await self._worker.work(request, self._gateway)
                 if isinstance(outcome, LeafReport) and outcome.status == "done":
                     outcome, check_output = await self._check(request.task, outcome)

@@ -181,3 +181,18 @@ async def test_resilience_a_non_retryable_error_is_not_retried(
     result = await engine(scripted, tmp_path).run("g")
     failed = result.results[TaskId("a")]
     assert isinstance(failed, Failed) and failed.attempts == 1 and result.model_retries == 0
+
+
+async def test_resilience_waiting_out_the_api_does_not_use_up_the_attempts_time(
+    scripted: ScriptedModel, tmp_path: Path
+) -> None:
+    """0.8 s of Retry-After inside a 0.5 s attempt: the attempt's clock stops while it waits."""
+    limited = ModelAPIError("slow down", status_code=429, retryable=True, retry_after_s=0.4)
+    scripted.script("planner", plan(task("a")))
+    scripted.script("worker", limited, limited, leaf("ok"), task="a")
+    scripted.respond("reviewer", accept_all).respond("synthesizer", answer)
+    limits = Limits(max_parallel=8, task_timeout_s=0.5)
+    result = await engine(scripted, tmp_path, limits=limits).run("g")
+    done = result.results[TaskId("a")]
+    assert isinstance(done, Succeeded) and done.attempts == 1
+    assert done.duration_s >= 0.8
