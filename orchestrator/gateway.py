@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator
 from contextlib import AbstractAsyncContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -47,7 +47,7 @@ _ATTEMPT_SCOPE: ContextVar[anyio.CancelScope | None] = ContextVar("attempt_scope
 
 
 @contextmanager
-def waits_excluded(scope: anyio.CancelScope) -> Iterator[None]:
+def waits_excluded(scope: anyio.CancelScope) -> Generator[None]:
     """Time the gateway spends waiting out transport faults inside this block moves `scope`'s
     deadline by as much: an outage must not use up an attempt's time budget."""
     token = _ATTEMPT_SCOPE.set(scope)
@@ -58,7 +58,7 @@ def waits_excluded(scope: anyio.CancelScope) -> Iterator[None]:
 
 
 @contextmanager
-def _paused() -> Iterator[None]:
+def _paused() -> Generator[None]:
     """Stop the attempt's clock (if there is one) while the block waits on the API's account."""
     scope = _ATTEMPT_SCOPE.get()
     if scope is None:
