@@ -30,7 +30,8 @@ class RetryPolicy:
     a lone 429 should not cost a quarter of the throughput for the next minute."""
     outage_streak: int = 3
     """Transport failures in a row on one endpoint (no success between) that pause every caller
-    of it, not only the failing one."""
+    of it, not only the failing one; never fewer than the calls in flight, so random faults
+    among many concurrent calls do not pause the rest."""
 
 
 def is_transport(exc: ModelError) -> bool:

@@ -130,8 +130,9 @@ class EndpointState:
             asked = server_delay_s(policy, exc)
             pause = asked if asked is not None else backoff_s(policy, self.rate_limited, draw)
             self._shrink(now, now + pause, policy.concurrency_shrink)
-        elif self.streak >= policy.outage_streak:
-            pause = backoff_s(policy, self.streak - policy.outage_streak + 1, draw)
+        elif self.streak >= (threshold := max(policy.outage_streak, self.in_flight)):
+            # More failures in a row than calls in flight: a whole round failed, not bad luck.
+            pause = backoff_s(policy, self.streak - threshold + 1, draw)
         if pause is not None:
             self.cooldown_until = max(self.cooldown_until, now + pause)
         return max(0.0, self.cooldown_until - now), now - self.failing_since

@@ -161,3 +161,15 @@ def test_throttle_an_exhausted_budget_header_pauses_until_its_reset() -> None:
     state = EndpointState(ceiling=64)
     state.succeeded(0.0, RateLimitInfo(remaining_requests=0, reset_s=0.75))
     assert state.wait_s(0.0, 0) == pytest.approx(0.75)
+
+
+def test_throttle_random_faults_among_many_calls_in_flight_pause_nobody() -> None:
+    """Three failures in a row with eight calls out is bad luck, not an outage."""
+    state = EndpointState(ceiling=64)
+    for _ in range(8):
+        state.sent(0.0, 0)
+    for _ in range(3):
+        assert state.failed(0.0, UNAVAILABLE, POLICY, 1.0)[0] == 0.0
+    for _ in range(5):
+        cooldown, _ = state.failed(0.0, UNAVAILABLE, POLICY, 1.0)
+    assert cooldown == pytest.approx(0.5)  # the eighth in a row: a whole round failed
