@@ -37,8 +37,9 @@ class _Bucket:
     at: float
 
     @classmethod
-    def full(cls, per_minute: float, now: float) -> _Bucket:
-        return cls(per_minute=per_minute, level=cls.capacity_of(per_minute), at=now)
+    def full(cls, per_minute: float, now: float, *, spent: float = 0.0) -> _Bucket:
+        """A bucket that has already paid for `spent` (requests or tokens sent before it)."""
+        return cls(per_minute=per_minute, level=cls.capacity_of(per_minute) - spent, at=now)
 
     @staticmethod
     def capacity_of(per_minute: float) -> float:
@@ -77,6 +78,8 @@ class EndpointState:
     limit: int | None = None
     """Adaptive concurrency: None until the first 429, then cut on 429s and grown back."""
     in_flight: int = 0
+    _sent: int = 0
+    _sent_tokens: int = 0
     _good: int = 0
     _cut_guard: float = -math.inf
     _requests: _Bucket | None = None
@@ -97,6 +100,8 @@ class EndpointState:
 
     def sent(self, now: float, tokens: int) -> None:
         self.in_flight += 1
+        self._sent += 1
+        self._sent_tokens += tokens
         if self._requests is not None:
             self._requests.take(1, now)
         if self._tokens is not None:
@@ -149,10 +154,15 @@ class EndpointState:
     def _learn(self, now: float, info: RateLimitInfo) -> None:
         rpm = self.configured.requests_per_minute or info.limit_requests
         tpm = self.configured.tokens_per_minute or info.limit_tokens
+        # A bucket learned late has already spent what went out before it (capped at a minute's).
         if rpm and (self._requests is None or self._requests.per_minute != rpm):
-            self._requests = _Bucket.full(rpm, now)
+            self._requests = _Bucket.full(rpm, now, spent=min(self._sent, rpm))
         if tpm and (self._tokens is None or self._tokens.per_minute != tpm):
-            self._tokens = _Bucket.full(tpm, now)
+            self._tokens = _Bucket.full(tpm, now, spent=min(self._sent_tokens, tpm))
+        if self._requests is not None and info.remaining_requests is not None:
+            self._requests.level = min(self._requests.level, info.remaining_requests)
+        if self._tokens is not None and info.remaining_tokens is not None:
+            self._tokens.level = min(self._tokens.level, info.remaining_tokens)
         if info.reset_s is not None:
             self.cooldown_until = max(self.cooldown_until, now + info.reset_s)
 

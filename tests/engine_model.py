@@ -16,7 +16,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from orchestrator import Limits, Orchestrator, RetryPolicy, RunResult, Settings, tool
+from orchestrator import (
+    Limits,
+    Orchestrator,
+    RateLimit,
+    RetryPolicy,
+    RunResult,
+    Settings,
+    tool,
+)
 from orchestrator.agents.planner import PLANNER_PROMPT
 from orchestrator.agents.reviewer import REVIEWER_PROMPT
 from orchestrator.agents.synthesizer import SYNTHESIZER_PROMPT
@@ -217,6 +225,7 @@ async def run_orchestrator(
     sinks: Sequence[EventSink] = (),
     limits: Limits | None = None,
     retry: RetryPolicy | None = None,
+    rate_limits: Mapping[str, RateLimit] | None = None,
 ) -> RunResult:
     """Run the whole engine (review on, streaming planner) through `Orchestrator` at `base_url`."""
     client: OpenAIChatClient | OpenAIResponsesClient
@@ -233,6 +242,7 @@ async def run_orchestrator(
             settings=Settings(run_root=workdir / "runs"),
             limits=limits or Limits(max_parallel=max_parallel),
             retry=retry,
+            rate_limits=rate_limits,
             review="all",
             sinks=sinks,
         )

@@ -64,14 +64,22 @@ def send_status(conn: Connection, decision: Decision, *, rid: str) -> None:
 
 
 def send_plain(
-    conn: Connection, call: ApiCall, reply: Reply, fault: str | None, cut: float, *, rid: str
+    conn: Connection,
+    call: ApiCall,
+    reply: Reply,
+    fault: str | None,
+    cut: float,
+    *,
+    rid: str,
+    extra: Sequence[tuple[str, str]] = (),
 ) -> bool:
     """A JSON reply; `reset` cuts it with an RST, `truncated` sends a cut body that fits its
     Content-Length. Returns whether the connection stays open."""
     data = json.dumps(completion_body(call, reply, rid=rid)).encode()
     part = data[: max(1, int(len(data) * cut))]
     length = len(part) if fault == "truncated" else len(data)
-    conn.send_head(200, _headers(rid, "application/json", (("Content-Length", str(length)),)))
+    head = _headers(rid, "application/json", (("Content-Length", str(length)), *extra))
+    conn.send_head(200, head)
     if fault == "reset":
         conn.send(part)
         conn.reset()
@@ -81,13 +89,21 @@ def send_plain(
 
 
 def send_stream(
-    conn: Connection, call: ApiCall, reply: Reply, fault: str | None, cut: float, *, rid: str
+    conn: Connection,
+    call: ApiCall,
+    reply: Reply,
+    fault: str | None,
+    cut: float,
+    *,
+    rid: str,
+    extra: Sequence[tuple[str, str]] = (),
 ) -> bool:
     """An SSE reply in chunked encoding; `reset` and `stream_cut` stop part-way (RST / FIN, no
     final chunk), `stream_no_terminator` ends cleanly without the stream's last events."""
     terminated = fault != "stream_no_terminator"
     events = stream_events(call, reply, rid=rid, terminated=terminated)
-    conn.send_head(200, _headers(rid, "text/event-stream", (("Transfer-Encoding", "chunked"),)))
+    head = _headers(rid, "text/event-stream", (("Transfer-Encoding", "chunked"), *extra))
+    conn.send_head(200, head)
     if fault in ("reset", "stream_cut"):
         count = max(1, int(len(events) * cut))
         for event in events[:count]:

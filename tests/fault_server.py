@@ -14,7 +14,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Literal
 
@@ -69,6 +69,7 @@ class FaultServer:
         role_of: Names a request's role, for `fail_role` and the log.
         outage_mode: refuse: the listening socket is closed for the outage (connections are
             refused); reset: it stays open and every request is reset.
+        reply_headers: Sent with every reply that has content (e.g. `x-ratelimit-limit-*`).
     """
 
     def __init__(
@@ -80,8 +81,10 @@ class FaultServer:
         latency_s: float = 0.0,
         role_of: RoleOf | None = None,
         outage_mode: Literal["refuse", "reset"] = "refuse",
+        reply_headers: Mapping[str, str] | None = None,
     ) -> None:
         self._responder = responder
+        self._reply_headers = tuple((reply_headers or {}).items())
         self.plan = faults or FaultPlan()
         self._policy = FaultPolicy(plan=self.plan, seed=seed)
         self._latency_s = latency_s
@@ -382,9 +385,8 @@ class FaultServer:
             return True
         if self._latency_s > 0:
             self._halt.wait(self._latency_s)
-        if call.stream:
-            return send_stream(conn, call, reply, fault, decision.cut, rid=rid)
-        return send_plain(conn, call, reply, fault, decision.cut, rid=rid)
+        send = send_stream if call.stream else send_plain
+        return send(conn, call, reply, fault, decision.cut, rid=rid, extra=self._reply_headers)
 
     def _generate(self, call: ApiCall) -> Reply | None:
         try:

@@ -12,6 +12,7 @@ import pytest
 from orchestrator.events import EscalationDecided
 from orchestrator.models import Limits, Succeeded, Unreviewed
 from orchestrator.testing import RecordingSink
+from orchestrator.throttle import RateLimit
 
 from .engine_model import EngineModel, ToolLedger, run_orchestrator
 from .fault_log import RequestRecord, attempts_ratio, early_requests, request_rate
@@ -161,3 +162,33 @@ async def test_fault_tolerance_a_reviewer_down_past_the_grace_leaves_work_unrevi
     assert all(isinstance(r, Unreviewed) and "outage" in r.reason for r in result.unreviewed)
     assert len(sink.of("task_unreviewed")) == 6 and not sink.of("task_succeeded")
     assert ledger.counts == dict.fromkeys(model.task_ids, 1)  # the work ran once and is kept
+
+
+def _over_budget(arrivals: list[float], per_s: float, burst: int) -> list[int]:
+    """Indexes of requests beyond a token bucket of `burst`, refilled at `per_s` (2 of slack)."""
+    start = arrivals[0]
+    return [i for i, at in enumerate(arrivals) if i + 1 > burst + 2 + per_s * (at - start)]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("source", ["learned", "configured", "none"])
+async def test_fault_tolerance_requests_per_minute_are_kept(
+    source: Literal["learned", "configured", "none"], tmp_path: Path
+) -> None:
+    """600 RPM (10/s, bursts of 50) from the server's `x-ratelimit-limit-requests` or from
+    config: the executors' requests stay inside that bucket; with neither they go at once."""
+    headers = {"x-ratelimit-limit-requests": "600"} if source == "learned" else None
+    limits = {"gpt-5.4-mini": RateLimit(requests_per_minute=600)} if source == "configured" else None
+    model, ledger = EngineModel(45), ToolLedger()
+    with FaultServer(model, role_of=EngineModel.role_of, reply_headers=headers) as srv:
+        result = await run_orchestrator(
+            srv.base_url, api="chat", ledger=ledger, workdir=tmp_path, rate_limits=limits
+        )
+    assert result.status == "completed"
+    arrivals = sorted(r.at for r in srv.records if r.model == "gpt-5.4-mini")
+    assert len(arrivals) == 90
+    over = _over_budget(arrivals, per_s=10.0, burst=50)
+    if source == "none":
+        assert over, "without a limit the executors should outrun 10/s"
+    else:
+        assert over == [], [round(arrivals[i] - arrivals[0], 2) for i in over]
