@@ -61,6 +61,7 @@ class EngineModel:
             depending on two tasks of the layer before.
         tool: The function tool every task is given and calls on its first turn.
         width: Tasks per layer of a layered plan.
+        arguments: The tool call's arguments (default: `{"text": ...}` for `ToolLedger`'s tool).
     """
 
     def __init__(
@@ -70,11 +71,13 @@ class EngineModel:
         shape: Shape = "independent",
         tool: str = "word_count",
         width: int = 10,
+        arguments: Mapping[str, object] | None = None,
     ) -> None:
         self.n_tasks = n_tasks
         self.shape: Shape = shape
         self.tool = tool
         self.width = max(1, width)
+        self.arguments = dict(arguments) if arguments is not None else None
 
     @property
     def task_ids(self) -> tuple[str, ...]:
@@ -131,7 +134,8 @@ class EngineModel:
         found = _TASK_ID.search(call.user_text)
         tid = found.group(1) if found else "unknown"
         if self.tool in call.tool_names and not call.has_tool_result:
-            arguments = json.dumps({"text": f"item {tid} has five words"})
+            args = self.arguments or {"text": f"item {tid} has five words"}
+            arguments = json.dumps(args)
             return Reply(
                 tool_calls=(
                     ToolCallOut(name=self.tool, arguments=arguments, call_id=f"call_{tid}"),

@@ -3,6 +3,10 @@ real sockets, against the fault-injecting server on loopback. Faults cost retrie
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Literal
@@ -192,3 +196,35 @@ async def test_fault_tolerance_requests_per_minute_are_kept(
         assert over, "without a limit the executors should outrun 10/s"
     else:
         assert over == [], [round(arrivals[i] - arrivals[0], 2) for i in over]
+
+
+@pytest.mark.timeout(120)
+def test_fault_tolerance_the_cli_finishes_a_run_through_20_percent_faults(tmp_path: Path) -> None:
+    """The issue's repro: the real CLI in a subprocess, 8 parallel, review on, streaming
+    planner, against the fault server: exit 0, every task done, no traceback."""
+    model = EngineModel(60, tool="list_dir", arguments={"path": "."})
+    faults = FaultPlan(rate=0.2, kinds=KINDS, retry_after_s=0.05, hang_s=30)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ORCH_"))}
+    env |= {"OPENAI_API_KEY": "sk-test-cli-faults-0123456789", "ORCH_REQUEST_TIMEOUT_S": "0.5"}
+    with FaultServer(model, faults=faults, seed=11, role_of=EngineModel.role_of) as srv:
+        done = subprocess.run(
+            [
+                *(sys.executable, "-m", "orchestrator.cli", "run", "List the workspace."),
+                *("--base-url", srv.base_url, "--api-style", "chat", "--json"),
+                *("--models", "gpt-5.4-mini,gpt-5.4,gpt-5.5", "--workdir", str(tmp_path)),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=100,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "completed"
+    assert sorted(result["results"]) == list(model.task_ids)
+    assert {r["kind"] for r in result["results"].values()} == {"succeeded"}
+    assert result["model_retries"] > 0 and result["escalations"] == 0
+    assert sum(1 for r in srv.records if r.fault is not None) == result["model_retries"]
