@@ -81,6 +81,9 @@ class EndpointState:
     _sent: int = 0
     _sent_tokens: int = 0
     _good: int = 0
+    _recover_to: int = 0
+    """The concurrency the last cut began from: a lone 429 costs little, a window of them
+    keeps cutting (there are no successes between its 429s to grow back on)."""
     _cut_guard: float = -math.inf
     _requests: _Bucket | None = None
     _tokens: _Bucket | None = None
@@ -111,12 +114,13 @@ class EndpointState:
         self.in_flight -= 1
 
     def succeeded(self, now: float, info: RateLimitInfo | None) -> None:
-        """A reply arrived: the fault streak ends and concurrency grows back by one per window."""
+        """A reply arrived: the fault streak ends and concurrency grows back, one place per
+        success up to where the last cut began, then one per window of successes beyond it."""
         self.streak = self.rate_limited = 0
         self.failing_since = None
         if self.limit is not None:
             self._good += 1
-            if self._good >= self.limit:
+            if self.limit < self._recover_to or self._good >= self.limit:
                 self._good = 0
                 self.limit = None if self.limit + 1 >= self.ceiling else self.limit + 1
         if info is not None:
@@ -148,6 +152,7 @@ class EndpointState:
             return
         current = self.limit if self.limit is not None else max(1, self.in_flight)
         self.limit = max(1, int(current * share))
+        self._recover_to = current
         self._good = 0
         self._cut_guard = window_end
 

@@ -122,7 +122,10 @@ def test_throttle_concurrency_halves_once_per_window_and_grows_back() -> None:
     for _ in range(4):
         state.ended()
         state.succeeded(3.0, None)
-    assert state.limit == 5
+    assert state.limit == 8  # back where the cut began, one place per success
+    for _ in range(8):
+        state.succeeded(3.0, None)
+    assert state.limit == 9  # beyond it, one place per window of successes
 
 
 def test_throttle_bare_429s_back_off_exponentially_for_everyone() -> None:
