@@ -134,11 +134,13 @@ class EndpointState:
         if self.failing_since is None:
             self.failing_since = now
         pause: float | None = None
+        asked = server_delay_s(policy, exc)
         if is_rate_limit(exc):
             self.rate_limited += 1
-            asked = server_delay_s(policy, exc)
             pause = asked if asked is not None else backoff_s(policy, self.rate_limited, draw)
             self._shrink(now, now + pause, policy.concurrency_shrink)
+        elif asked is not None:
+            pause = asked  # e.g. 503 + Retry-After: the server asks everyone, not one caller
         elif self.streak >= (threshold := max(policy.outage_streak, self.in_flight)):
             # More failures in a row than calls in flight: a whole round failed, not bad luck.
             pause = backoff_s(policy, self.streak - threshold + 1, draw)

@@ -175,3 +175,10 @@ def test_throttle_random_faults_among_many_calls_in_flight_pause_nobody() -> Non
         assert state.failed(0.0, UNAVAILABLE, POLICY, 1.0)[0] == 0.0
     cooldowns = [state.failed(0.0, UNAVAILABLE, POLICY, 1.0)[0] for _ in range(5)]
     assert cooldowns == [0.0] * 4 + [pytest.approx(0.5)]  # the eighth in a row: a round failed
+
+
+def test_throttle_a_503_with_retry_after_pauses_everyone_without_cutting_concurrency() -> None:
+    state = EndpointState(ceiling=64)
+    busy = ModelAPIError("503", status_code=503, retryable=True, retry_after_s=1.5)
+    cooldown, _ = state.failed(0.0, busy, POLICY, 0.0)
+    assert cooldown == pytest.approx(1.5) and state.limit is None
