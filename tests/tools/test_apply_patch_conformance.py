@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -20,9 +21,12 @@ SCENARIOS = CONFORMANCE / "scenarios"
 
 
 def _load_json(path: Path) -> dict[str, Any]:
-    # Fail at collection, loudly: a missing shared folder must not look like a green run.
     if not path.is_file():
-        raise RuntimeError(f"conformance data missing: {path} (shared/ must sit beside the repo)")
+        missing = f"conformance data missing: {path} (shared/ must sit beside the repo)"
+        if os.environ.get("CI"):
+            raise RuntimeError(missing)  # CI always has shared/: never let it look green
+        # A user's clone has no shared/ (its README asks that the cases stay there, not here).
+        pytest.skip(missing, allow_module_level=True)
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data
 
