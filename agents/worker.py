@@ -224,6 +224,7 @@ async def _call_tool(request: WorkRequest, tools: dict[str, Tool], call: ToolCal
         task_id=request.task.id,
         call_id=call.call_id,
         approve=request.approve,
+        effects=request.effects,
     )
     try:
         return await tool(call, ctx)

@@ -13,6 +13,8 @@ OrchestratorError
 │   ├── PatchError           .path, .hunk: an apply_patch rejected; the workspace is unchanged
 │   └── PathEscapeError      .path: a path leads outside the workspace
 ├── LocalModelError          the embedded model server could not be found, started or kept alive
+├── JournalError             a run's journal cannot be used (missing, newer schema, not resumable)
+│   └── JournalMismatchError the fold of the journal differs from the live state (verify mode)
 ├── BudgetExceededError      Limits hit; checked before every model call
 └── RunAbortedError          .result = partial RunResult
 ```
@@ -130,6 +132,14 @@ class PathEscapeError(ToolError):
 
 class LocalModelError(OrchestratorError):
     """The embedded model or its server could not be located, started or kept running."""
+
+
+class JournalError(OrchestratorError):
+    """A run's journal cannot be used: it is missing, has a newer schema, or cannot be resumed."""
+
+
+class JournalMismatchError(JournalError):
+    """The fold of the journal differs from the live state (checked only when verifying)."""
 
 
 class BudgetExceededError(OrchestratorError):

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Literal, Protocol
 
-from .models import RunId, TaskId
+from .models import FileChange, RunId, TaskId, TaskSpec
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -22,6 +22,18 @@ class RunStarted(_Base):
     goal: str
     ladder: tuple[str, ...]
     """Model ids, bottom tier first."""
+    tiers: tuple[str, ...] = ()
+    """Tier names, bottom first (what a resumed run maps each task's tier back to)."""
+    workdir: str = ""
+    context: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunResumed(_Base):
+    """A new process took over the run from its journal."""
+
+    kind: Literal["run_resumed"] = "run_resumed"
+    pid: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,6 +51,17 @@ class PlanValidated(_Base):
     edges: tuple[tuple[str, str], ...]
     """(dependency, dependent) pairs."""
     replan: bool = False
+    rationale: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskPlanned(_Base):
+    """A task joins the graph (streamed, planned, or added by a replan), with a fresh record."""
+
+    kind: Literal["task_planned"] = "task_planned"
+    spec: TaskSpec
+    tier: str
+    """The tier its first attempt runs at."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,6 +108,14 @@ class ModelCalled(_Base):
     """Billed, but the reply was not used (invalid, cut in transit, abandoned at cancel)."""
     tokens_estimated: int = 0
     """How many of the tokens are our estimate because the API reported none."""
+    requests: int = 0
+    """Requests the API reported in its usage (part of the exact usage the journal keeps)."""
+    unpriced: bool = False
+    """The model has no price: its tokens count, its cost is unknown."""
+    final: bool = True
+    """False for a wasted try of a call that went on (not a call of its own for the budget)."""
+    request_model: str = ""
+    """The model id asked for, when the reply names another (the tier's usage is kept under it)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -131,6 +162,10 @@ class AttemptFinished(_Base):
     turns: int
     duration_ms: float
     detail: str = ""
+    summary: str = ""
+    """The report's whole summary when the outcome is `done` (what review and dependents see)."""
+    outputs: Mapping[str, str] = field(default_factory=lambda: {})
+    check_output: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,6 +185,12 @@ class TaskFailed(_Base):
     attempts: int
     error_type: str
     message: str
+    retryable: bool = False
+    reason: str = ""
+    """Why it was given up (top of the ladder, too many rejections, a terminal error)."""
+
+
+SkipCause = Literal["blocked", "cancelled", "budget", "stopped"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -158,6 +199,9 @@ class TaskSkipped(_Base):
     task_id: TaskId
     reason: str
     blocked_by: TaskId | None
+    cause: SkipCause = "blocked"
+    """blocked: a dependency did not succeed (final); the others end with the run and a resumed
+    run starts the task again."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -167,6 +211,8 @@ class TaskUnreviewed(_Base):
     kind: Literal["task_unreviewed"] = "task_unreviewed"
     task_id: TaskId
     reason: str
+    resumable: bool = False
+    """The run stopped before a verdict: a resumed run sends the work to review again."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -177,6 +223,8 @@ class TaskRetried(_Base):
     attempt: int
     trigger: str
     feedback: str
+    note: str = ""
+    """The line added to the task's feedback for its next attempt."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -189,6 +237,16 @@ class ReviewDecided(_Base):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ReviewFailed(_Base):
+    """A review call gave no verdict for these tasks (budget, outage, a bad reply)."""
+
+    kind: Literal["review_failed"] = "review_failed"
+    task_ids: tuple[TaskId, ...]
+    failure: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EscalationDecided(_Base):
     kind: Literal["escalation_decided"] = "escalation_decided"
     task_id: TaskId
@@ -196,6 +254,8 @@ class EscalationDecided(_Base):
     from_tier: str
     to_tier: str | None
     """None: the top tier failed, the task fails for good."""
+    note: str = ""
+    """The line added to the task's feedback for its attempt at the new tier."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -203,6 +263,32 @@ class GraphReplanned(_Base):
     kind: Literal["graph_replanned"] = "graph_replanned"
     replaced: tuple[TaskId, ...]
     added: tuple[TaskId, ...]
+    rewired: Mapping[TaskId, tuple[TaskId, ...]] = field(default_factory=lambda: {})
+    """Tasks that depended on a replaced one, with their new dependencies."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PatchApplied(_Base):
+    """A patch about to be written (journaled first, so a re-run attempt never applies it twice)."""
+
+    kind: Literal["patch_applied"] = "patch_applied"
+    task_id: TaskId
+    key: str
+    files: tuple[FileChange, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DispatchStopped(_Base):
+    """No new work starts: the budget ran out, the run was cancelled or the plan failed."""
+
+    kind: Literal["dispatch_stopped"] = "dispatch_stopped"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AnswerWritten(_Base):
+    kind: Literal["answer_written"] = "answer_written"
+    answer: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -224,13 +310,16 @@ class RunFinished(_Base):
     tokens_cached: int
     tokens_out: int
     duration_ms: float
-    notes: Mapping[str, str] = field(default_factory=lambda: {})
+    stop_reason: str = ""
+    """Why dispatch stopped early (budget, cancel); empty when the plan ran to its end."""
 
 
 Event = (
     RunStarted
+    | RunResumed
     | PlanRejected
     | PlanValidated
+    | TaskPlanned
     | TaskReady
     | TaskStarted
     | ToolCalled
@@ -244,8 +333,12 @@ Event = (
     | TaskUnreviewed
     | TaskRetried
     | ReviewDecided
+    | ReviewFailed
     | EscalationDecided
     | GraphReplanned
+    | PatchApplied
+    | DispatchStopped
+    | AnswerWritten
     | RunFinished
 )
 

@@ -88,6 +88,8 @@ class Dispatcher(Generic[M]):
         self._wide: dict[TaskId, int] = {}
         """Running tasks whose success can make more tasks ready than one turn can spawn."""
         self._stopping = False
+        self.before_dispatch: Callable[[], None] | None = None
+        """Called after messages are handled and before new work starts (the journal's commit)."""
         self._early: list[Callable[[Post[M]], Awaitable[M | None]]] = []
 
     def spawn(self, work: Callable[[Post[M]], Awaitable[M | None]]) -> None:
@@ -146,6 +148,8 @@ class Dispatcher(Generic[M]):
                     self._live -= 1
                 if message is not None:
                     on_message(message)
+            if self.before_dispatch is not None:
+                self.before_dispatch()
             kept = None if self._stopping else self._dispatch(keep)
         finally:
             self._settling = False

@@ -26,6 +26,7 @@ from .errors import (
     ModelTimeoutError,
 )
 from .events import EventSink, ModelCalled, ModelCallFailed, ModelCallRetried
+from .ledger import Ledger
 from .llm import (
     ModelCapabilities,
     ModelClient,
@@ -37,7 +38,7 @@ from .llm import (
     estimate_input_tokens,
     estimate_usage,
 )
-from .models import Limits, RunId, TaskId, TokenUsage, Usage
+from .models import Limits, RunId, TokenUsage
 from .pricing import PriceTable
 from .retry import RetryPolicy, is_transport, outage_message, retry_delay_s
 from .throttle import Throttle
@@ -79,35 +80,6 @@ async def _wait(delay: float) -> None:
 
 
 @dataclass(slots=True)
-class Ledger:
-    """Usage totals of one run, by role, by tier and by task; wasted usage is also kept apart."""
-
-    total: Usage = field(default_factory=Usage)
-    by_role: dict[str, Usage] = field(default_factory=lambda: {})
-    by_tier: dict[tuple[str, str], Usage] = field(default_factory=lambda: {})
-    by_task: dict[TaskId, Usage] = field(default_factory=lambda: {})
-    wasted: Usage = field(default_factory=Usage)
-    """Billed for replies that were not used: invalid, cut in transit, abandoned at cancel."""
-    calls: int = 0
-    retries: int = 0
-    """Transport retries: HTTP requests sent again for the same logical call."""
-
-    def add(
-        self, request: ModelRequest, usage: Usage, *, wasted: bool = False, call: bool = True
-    ) -> None:
-        """Count `usage`; `call` is False for a wasted try of a call that goes on."""
-        self.total += usage
-        self.calls += int(call)
-        if wasted:
-            self.wasted += usage
-        self.by_role[request.role] = self.by_role.get(request.role, Usage()) + usage
-        key = (request.tier, request.model)
-        self.by_tier[key] = self.by_tier.get(key, Usage()) + usage
-        if request.task_id is not None:
-            self.by_task[request.task_id] = self.by_task.get(request.task_id, Usage()) + usage
-
-
-@dataclass(slots=True)
 class _Call:
     """One logical call's progress across its HTTP tries."""
 
@@ -138,6 +110,7 @@ class Gateway:
         limits: Limits,
         throttle: Throttle | None = None,
         clock: Callable[[], float] = time.time,
+        ledger: Ledger | None = None,
     ) -> None:
         self._client = client
         self._run_id = run_id
@@ -148,7 +121,8 @@ class Gateway:
         parallel = max(1, client.capabilities.parallel_requests)
         self._throttle = throttle or Throttle(RetryPolicy(), ceiling=parallel)
         self._limiter = anyio.CapacityLimiter(parallel)
-        self.ledger = Ledger()
+        self.ledger = ledger or Ledger()
+        """What the budgets are checked against (a resumed run's starts from its journal)."""
 
     @property
     def capabilities(self) -> ModelCapabilities:
@@ -306,26 +280,29 @@ class Gateway:
     ) -> None:
         request = call.request
         usage = self._prices.cost(model, tokens)
-        self.ledger.add(request, usage, wasted=wasted, call=final)
-        self.sink.emit(
-            ModelCalled(
-                run_id=self._run_id,
-                at=self._clock(),
-                role=request.role,
-                model=model,
-                tier=request.tier,
-                task_id=request.task_id,
-                tokens_in=tokens.input_tokens,
-                tokens_cached=tokens.cached_input_tokens,
-                tokens_out=tokens.output_tokens,
-                tokens_reasoning=tokens.reasoning_tokens,
-                cost_usd=usage.cost_usd,
-                duration_ms=(time.perf_counter() - call.started) * 1000,
-                tries=call.tries,
-                wasted=wasted,
-                tokens_estimated=tokens.estimated_tokens,
-            )
+        event = ModelCalled(
+            run_id=self._run_id,
+            at=self._clock(),
+            role=request.role,
+            model=model,
+            tier=request.tier,
+            task_id=request.task_id,
+            tokens_in=tokens.input_tokens,
+            tokens_cached=tokens.cached_input_tokens,
+            tokens_out=tokens.output_tokens,
+            tokens_reasoning=tokens.reasoning_tokens,
+            cost_usd=usage.cost_usd,
+            duration_ms=(time.perf_counter() - call.started) * 1000,
+            tries=call.tries,
+            wasted=wasted,
+            tokens_estimated=tokens.estimated_tokens,
+            requests=tokens.requests,
+            unpriced=bool(usage.unpriced_models),
+            final=final,
+            request_model="" if model == request.model else request.model,
         )
+        self.ledger.add(event)
+        self.sink.emit(event)
 
     def _emit_failed(self, call: _Call, exc: ModelError) -> None:
         request = call.request

@@ -98,9 +98,7 @@ class OpenAIResponsesClient(OpenAIClientBase):
         """Run one request to completion; see `map_openai_errors` for what it raises."""
         body = responses_body(request, self._capabilities, store=self._store)
         with self._mapped_errors():
-            raw = cast(
-                RawResponse, await self._client.responses.with_raw_response.create(**body)
-            )
+            raw = cast(RawResponse, await self._client.responses.with_raw_response.create(**body))
             response = cast("Response", raw.parse())
         reply = reply_from_response(response, request)
         return replace(reply, rate_limits=rate_limits(raw.headers))

@@ -166,6 +166,28 @@ TaskResult = Succeeded | Failed | Skipped | Unreviewed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FileChange:
+    """One file a side effect changed, by content hash, so a replay can tell whether it happened."""
+
+    path: str
+    """Relative to the workspace root."""
+    before_sha256: str | None
+    """None: the file did not exist before."""
+    after_sha256: str | None
+    """None: the change deleted the file."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PatchRecord:
+    """A patch a task applied, journaled before its files are written (write-ahead)."""
+
+    task_id: TaskId
+    key: str
+    """sha256 of the patch text: the change's identity within its task."""
+    files: tuple[FileChange, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TierSpec:
     """One rung of the escalation ladder."""
 

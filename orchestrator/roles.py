@@ -13,7 +13,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from .llm import ModelClient, ToolDefinition
 from .models import Plan, RunId, TaskId, TaskSpec, TierSpec
-from .toolkit import ApprovalCallback, Tool
+from .toolkit import ApprovalCallback, EffectLog, Tool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,6 +73,8 @@ class WorkRequest:
     run_dir: Path
     max_turns: int
     approve: ApprovalCallback | None = None
+    effects: EffectLog | None = None
+    """The run's journal of side effects (tools that write record there, write-ahead)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -48,6 +48,11 @@ class Settings(BaseModel):
     """Context window of the embedded model in tokens (SmolLM2 was trained on 8192)."""
     local_ready_timeout_s: float = Field(default=120.0, gt=0)
     """How long the embedded model server may take to start answering."""
+    journal_verify: bool = False
+    """Re-read and fold the journal at every commit and compare it with the live state (tests)."""
+    journal_durability: Literal["process", "machine"] = "process"
+    """process: the journal survives a killed process; machine: also power loss (fsync per
+    commit)."""
     shell_sandbox: ShellSandbox = "auto"
     """Isolation of model-run commands and acceptance checks; "off" only on purpose (a trusted
     host without bubblewrap's namespaces): commands then run with our user and filesystem."""
@@ -91,6 +96,8 @@ _ENV_FIELDS: dict[str, str] = {
     "local_n_ctx": "ORCH_LOCAL_N_CTX",
     "local_ready_timeout_s": "ORCH_LOCAL_READY_TIMEOUT_S",
     "shell_sandbox": "ORCH_SHELL_SANDBOX",
+    "journal_verify": "ORCH_JOURNAL_VERIFY",
+    "journal_durability": "ORCH_JOURNAL_DURABILITY",
 }
 
 _SECRET_VARIABLE = re.compile(

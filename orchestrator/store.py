@@ -7,6 +7,7 @@ must not be kept on disk.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,7 +45,9 @@ CREATE TABLE IF NOT EXISTS runs (
     cost_usd REAL,
     tasks INTEGER,
     escalations INTEGER,
-    run_dir TEXT NOT NULL
+    run_dir TEXT NOT NULL,
+    pid INTEGER,
+    proc_start TEXT
 );
 CREATE TABLE IF NOT EXISTS task_results (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
@@ -93,17 +96,42 @@ class RunStore:
         self._db = sqlite3.connect(root / "runs.sqlite3", timeout=10, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+        for column, kind in (("pid", "INTEGER"), ("proc_start", "TEXT")):
+            if column not in columns:  # an index written before runs were resumable
+                self._db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
 
     def run_dir(self, run_id: RunId) -> Path:
         path = self.root / run_id
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def started(self, run_id: RunId, goal: str, at: float) -> None:
+    def started(self, run_id: RunId, goal: str, at: float, *, pid: int | None = None) -> None:
+        """Index a new run as running in process `pid` (this one by default)."""
+        pid = pid or os.getpid()
         with self._db:
             self._db.execute(
-                "INSERT INTO runs (run_id, goal, status, started_at, run_dir) VALUES (?,?,?,?,?)",
-                (run_id, redact_patterns(goal), "running", at, str(self.root / run_id)),
+                "INSERT INTO runs (run_id, goal, status, started_at, run_dir, pid, proc_start) "
+                "VALUES (?,?,?,?,?,?,?)",
+                (
+                    run_id,
+                    redact_patterns(goal),
+                    "running",
+                    at,
+                    str(self.root / run_id),
+                    pid,
+                    process_start(pid),
+                ),
+            )
+
+    def resumed(self, run_id: RunId, *, pid: int | None = None) -> None:
+        """The run is running again, now in process `pid`."""
+        pid = pid or os.getpid()
+        with self._db:
+            self._db.execute(
+                "UPDATE runs SET status='running', finished_at=NULL, pid=?, proc_start=? "
+                "WHERE run_id=?",
+                (pid, process_start(pid), run_id),
             )
 
     def finished(self, result: RunResult, at: float) -> Path:
@@ -179,16 +207,17 @@ class RunStore:
         return {str(key): float(seconds) for key, seconds in rows}
 
     def list_runs(self, limit: int = 20) -> list[RunRow]:
+        """The latest runs; one indexed as running whose process is gone shows as interrupted."""
         rows = self._db.execute(
-            "SELECT run_id, goal, status, started_at, finished_at, cost_usd, run_dir FROM runs "
-            "ORDER BY started_at DESC LIMIT ?",
+            "SELECT run_id, goal, status, started_at, finished_at, cost_usd, run_dir, pid, "
+            "proc_start FROM runs ORDER BY started_at DESC LIMIT ?",
             (limit,),
         ).fetchall()
         return [
             RunRow(
                 run_id=r[0],
                 goal=r[1],
-                status=r[2],
+                status="interrupted" if r[2] == "running" and not is_alive(r[7], r[8]) else r[2],
                 started_at=r[3],
                 finished_at=r[4],
                 cost_usd=r[5],
@@ -197,8 +226,40 @@ class RunStore:
             for r in rows
         ]
 
+    def row(self, run_id: str) -> RunRow | None:
+        """One run's index entry, with the same interrupted rule as `list_runs`."""
+        for row in self.list_runs(limit=1_000_000):
+            if row.run_id == run_id:
+                return row
+        return None
+
     def load_result(self, run_id: str) -> RunResult:
         return _RESULT_ADAPTER.validate_json((self.root / run_id / "result.json").read_bytes())
 
     def close(self) -> None:
         self._db.close()
+
+
+def process_start(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot, with the boot id), to tell a live
+    process from a later one that reused its pid; None where /proc does not say."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return f"{boot}:{fields[19]}"
+
+
+def is_alive(pid: int | None, started: str | None) -> bool:
+    """Whether the process that wrote a `running` row still runs (unknown pids count as alive)."""
+    if pid is None:
+        return True  # indexed before pids were kept: do not guess
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return started is None or process_start(pid) == started

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from .llm import JSONValue, ToolCall, ToolDefinition, ToolKind
-from .models import RunId, TaskId
+from .models import PatchRecord, RunId, TaskId
 
 
 class ToolRetry(Exception):
@@ -41,6 +41,18 @@ class ApprovalRequest:
 ApprovalCallback = Callable[[ApprovalRequest], Awaitable[bool]]
 
 
+class EffectLog(Protocol):
+    """The run's journal of side effects, so a re-run attempt never applies a change twice."""
+
+    def find(self, task_id: TaskId, key: str) -> PatchRecord | None:
+        """The record of this change made earlier by the same task (any attempt), if any."""
+        ...
+
+    def record(self, record: PatchRecord) -> None:
+        """Journal `record` durably; returns only once it would survive a crash."""
+        ...
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ToolContext:
     """Where and for whom a tool call runs."""
@@ -54,6 +66,8 @@ class ToolContext:
     call_id: str
     approve: ApprovalCallback | None = None
     """Answers `needs_approval` requests; None means approval-gated calls are refused."""
+    effects: EffectLog | None = None
+    """Where side effects are journaled; None outside a durable run (nothing is replayed)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

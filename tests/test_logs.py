@@ -53,7 +53,16 @@ def test_jsonl_sink_writes_one_object_per_line_and_reads_back(tmp_path: Path) ->
     sink.close()
     events = read_events(path)
     assert events == [
-        {"kind": "run_started", "run_id": "r1", "at": 3.0, "goal": "g", "ladder": ["m"]}
+        {
+            "kind": "run_started",
+            "run_id": "r1",
+            "at": 3.0,
+            "goal": "g",
+            "ladder": ["m"],
+            "tiers": [],
+            "workdir": "",
+            "context": "",
+        }
     ]
     assert recorder.kinds() == ["run_started"]
 

@@ -1,0 +1,216 @@
+"""A run's journal: every event in sequence in `<run_dir>/journal.sqlite3`; the run's truth.
+
+SQLite in WAL mode with one writer. Events are buffered and committed in groups: before any new
+work is dispatched, before a side effect (a patch) is written, and at the end; so what a crash can
+lose is never something another step already acted on. `synchronous=NORMAL` survives a killed
+process (the OS keeps the WAL); `durability="machine"` also fsyncs each commit for power loss.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Literal
+
+from pydantic import TypeAdapter
+
+from .errors import JournalError, JournalMismatchError
+from .events import Event, EventSink, PatchApplied, event_fields
+from .fold import RunState, apply, fold
+from .models import PatchRecord, RunId, TaskId
+from .secrets import redact_data, redact_patterns
+
+JOURNAL_FILE = "journal.sqlite3"
+SCHEMA_VERSION = 1
+Durability = Literal["process", "machine"]
+
+_EVENT: TypeAdapter[Event] = TypeAdapter(Event)
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+"""
+_MAX_BUFFER_S = 0.25
+"""Events older than this are committed with the next one even without a barrier (usage of long
+model calls, tool calls): a crash loses at most this much of the record."""
+
+
+def encode(event: Event) -> str:
+    """The event as one JSON object, credentials redacted (what the journal stores)."""
+    data = redact_data(event_fields(event))
+    return json.dumps(data, default=_redacted_str, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode(body: str | bytes) -> Event:
+    """An event from its journal JSON."""
+    return _EVENT.validate_json(body)
+
+
+def _redacted_str(value: object) -> str:
+    return redact_patterns(str(value))
+
+
+class Journal:
+    """Owns one run's journal file; one writer at a time."""
+
+    def __init__(self, path: Path, *, durability: Durability = "process") -> None:
+        self.path = path
+        self._db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        sync = "FULL" if durability == "machine" else "NORMAL"
+        self._db.execute(f"PRAGMA synchronous={sync}")
+        self._db.executescript(_SCHEMA)
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            self._db.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise JournalError(
+                f"{path} has journal schema {row[0]}; this orchestrator reads up to "
+                f"{SCHEMA_VERSION}: upgrade orchestrator to resume it"
+            )
+        self._pending: list[tuple[int, str, str]] = []
+        self._oldest = 0.0
+        self.commits = 0
+
+    @classmethod
+    def open_existing(cls, run_dir: Path) -> Journal:
+        """The journal of a run that already exists.
+
+        Raises:
+            JournalError: there is no journal in `run_dir`.
+        """
+        path = run_dir / JOURNAL_FILE
+        if not path.is_file():
+            raise JournalError(f"no journal at {path}: not a run directory, or a run from before")
+        return cls(path)
+
+    def append(self, seq: int, kind: str, body: str) -> None:
+        """Buffer one event; it is durable after the next `commit`."""
+        if not self._pending:
+            self._oldest = time.monotonic()
+        elif time.monotonic() - self._oldest > _MAX_BUFFER_S:
+            self._pending.append((seq, kind, body))
+            self.commit()
+            return
+        self._pending.append((seq, kind, body))
+
+    def commit(self) -> None:
+        """Write every buffered event in one transaction."""
+        if not self._pending:
+            return
+        rows, self._pending = self._pending, []
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("INSERT INTO events (seq, kind, body) VALUES (?,?,?)", rows)
+        self.commits += 1
+
+    def rows(self, after: int = 0) -> Iterator[tuple[int, str]]:
+        """(seq, body) of committed events after `after`, in order."""
+        cursor = self._db.execute(
+            "SELECT seq, body FROM events WHERE seq > ? ORDER BY seq", (after,)
+        )
+        yield from cursor
+
+    def events(self, after: int = 0) -> list[Event]:
+        return [decode(body) for _, body in self.rows(after)]
+
+    def export_jsonl(self, path: Path) -> None:
+        """Write `events.jsonl` (one event per line), a projection of the journal."""
+        tmp = path.with_suffix(".jsonl.tmp")
+        with tmp.open("w", encoding="utf-8") as out:
+            for _, body in self.rows():
+                out.write(body + "\n")
+        tmp.replace(path)
+
+    def close(self) -> None:
+        self.commit()
+        self._db.close()
+
+
+def read_events(run_dir: Path) -> list[Event]:
+    """Every committed event of the run in `run_dir`, in order."""
+    journal = Journal.open_existing(run_dir)
+    try:
+        return journal.events()
+    finally:
+        journal.close()
+
+
+def read_state(run_dir: Path) -> RunState:
+    """The run's state: the fold of its journal."""
+    return fold(read_events(run_dir))
+
+
+class Recorder:
+    """The run's one writer: journals each event, applies it to the live state, then fans it out.
+
+    Every event of a run passes here, from the engine, the gateway and the tools alike, on the
+    event loop's thread, so the journal's order is the order the state saw.
+    """
+
+    def __init__(
+        self,
+        journal: Journal,
+        state: RunState,
+        sinks: Sequence[EventSink] = (),
+        *,
+        verify: bool = False,
+    ) -> None:
+        self.journal = journal
+        self.state = state
+        self._sinks = tuple(sinks)
+        self._shadow: RunState | None = fold(journal.events()) if verify else None
+
+    def emit(self, event: Event) -> None:
+        body = encode(event)
+        apply(self.state, event)
+        self.journal.append(self.state.seq, event.kind, body)
+        for sink in self._sinks:
+            sink.emit(event)
+
+    def commit(self) -> None:
+        """Make everything so far durable (a barrier before acting on it)."""
+        self.journal.commit()
+        if self._shadow is not None:
+            self._verify(self._shadow)
+
+    def _verify(self, shadow: RunState) -> None:
+        for _, body in self.journal.rows(shadow.seq):
+            apply(shadow, decode(body))
+        if shadow != self.state:
+            message = (
+                f"journal mismatch: the fold of {shadow.seq} events differs from the live state"
+            )
+            print(message, file=sys.stderr, flush=True)
+            raise JournalMismatchError(message)
+
+
+class JournalEffects:
+    """The `EffectLog` tools see: patches are looked up in the state and journaled write-ahead."""
+
+    def __init__(self, recorder: Recorder, run_id: RunId, clock: Callable[[], float]) -> None:
+        self._recorder, self._run_id, self._clock = recorder, run_id, clock
+
+    def find(self, task_id: TaskId, key: str) -> PatchRecord | None:
+        return self._recorder.state.patches.get((task_id, key))
+
+    def record(self, record: PatchRecord) -> None:
+        self._recorder.emit(
+            PatchApplied(
+                run_id=self._run_id,
+                at=self._clock(),
+                task_id=record.task_id,
+                key=record.key,
+                files=record.files,
+            )
+        )
+        self._recorder.commit()

@@ -1,0 +1,73 @@
+"""The run's result as a projection of its state: what `run` returns, `result.json` holds and
+`runs show` prints, all from the same fold."""
+
+from __future__ import annotations
+
+from .fold import RunState
+from .models import (
+    Failed,
+    RunId,
+    RunResult,
+    RunStatus,
+    Skipped,
+    Succeeded,
+    TaskId,
+    TaskResult,
+    TierSpec,
+    TierUsage,
+    Unreviewed,
+)
+
+
+def build_result(
+    state: RunState, *, status: RunStatus, ladder: tuple[TierSpec, ...], run_dir: str
+) -> RunResult:
+    """The `RunResult` the state describes; tasks not ended yet count as skipped by `status`."""
+    results: dict[TaskId, TaskResult] = {}
+    for tid, rec in state.tasks.items():
+        results[tid] = rec.result or Skipped(task_id=tid, reason=f"run {status}")
+    ledger = state.ledger
+    models = {t.model: t.name for t in ladder}
+    by_tier = tuple(
+        TierUsage(tier=tier or models.get(model, ""), model=model, usage=usage)
+        for (tier, model), usage in sorted(ledger.by_tier.items())
+    )
+    executed = sum(1 for r in results.values() if not isinstance(r, Skipped))
+    return RunResult(
+        run_id=RunId(state.run_id),
+        goal=state.goal,
+        status=status,
+        answer=state.answer or "",
+        plan=state.plan() if state.tasks or state.plan_complete else None,
+        results=results,
+        usage=ledger.total,
+        usage_by_tier=by_tier,
+        usage_by_role=dict(ledger.by_role),
+        escalations=state.escalations,
+        escalation_rate=state.escalations / executed if executed else 0.0,
+        replans=state.replans,
+        wasted_usage=ledger.wasted,
+        model_retries=ledger.retries,
+        run_dir=run_dir,
+    )
+
+
+def end_status(state: RunState) -> RunStatus:
+    """completed when every planned task succeeded and nothing stopped the run early."""
+    if state.stop_reason or any(r.phase != "succeeded" for r in state.tasks.values()):
+        return "partial"
+    return "completed"
+
+
+def result_line(result: TaskResult) -> str:
+    """One line per task for the synthesizer (and its fallback answer)."""
+    match result:
+        case Succeeded():
+            outputs = "; ".join(f"{k}={v}" for k, v in result.outputs.items())
+            return f"succeeded: {result.summary}" + (f" | outputs: {outputs}" if outputs else "")
+        case Failed():
+            return f"FAILED after {result.attempts} attempt(s): {result.error.message}"
+        case Skipped():
+            return f"SKIPPED: {result.reason}"
+        case Unreviewed():
+            return f"UNREVIEWED ({result.reason}): {result.summary}"
