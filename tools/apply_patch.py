@@ -17,13 +17,14 @@ from orchestrator.llm import JSONValue, ToolCall, ToolDefinition, ToolKind
 from orchestrator.toolkit import ApprovalRequest, ToolContext, ToolFailed, ToolOutput
 
 from .patch_commit import commit
-from .patch_parser import BEGIN_PATCH, AddFile, DeleteFile, Patch, parse_patch
+from .patch_journal import PatchJournal, Step, apply_journaled, patch_key, plan_steps
+from .patch_parser import BEGIN_PATCH, AddFile, DeleteFile, FileOperation, Patch, parse_patch
 from .patch_plan import PatchReport, Planner
 from .patch_update import update_text
 from .v4a import DiffError, apply_diff
 from .workspace import MAX_TEXT_BYTES
 
-__all__ = ("ApplyPatchTool", "PatchReport", "apply_operations", "apply_patch")
+__all__ = ("ApplyPatchTool", "PatchJournal", "PatchReport", "apply_operations", "apply_patch")
 
 _OPERATION_TYPES = ("create_file", "update_file", "delete_file")
 
@@ -56,9 +57,20 @@ NATIVE_DESCRIPTION = (
 
 
 def apply_patch(
-    patch_text: str, root: str | Path, *, max_file_bytes: int = MAX_TEXT_BYTES
+    patch_text: str,
+    root: str | Path,
+    *,
+    max_file_bytes: int = MAX_TEXT_BYTES,
+    journal: PatchJournal | None = None,
 ) -> PatchReport:
     """Apply an envelope patch under `root`: every file's new content is computed before any write.
+
+    Args:
+        patch_text: The patch, from '*** Begin Patch' to '*** End Patch'.
+        root: The workspace root.
+        max_file_bytes: Largest file the patch may read or rewrite.
+        journal: In a durable run, where the patch is recorded before any write; a patch an
+            earlier attempt of the same task recorded is then skipped or finished, not re-applied.
 
     Raises:
         PatchError: The patch is malformed or does not fit; the workspace is unchanged.
@@ -70,17 +82,8 @@ def apply_patch(
             "No files were modified: the patch has no '*** Add File:', '*** Update File:' or "
             "'*** Delete File:' section between its markers."
         )
-    planner = Planner(Path(root), max_file_bytes=max_file_bytes)
-    for operation in patch.operations:
-        if isinstance(operation, AddFile):
-            planner.add(operation.path, operation.contents)
-        elif isinstance(operation, DeleteFile):
-            planner.delete(operation.path)
-        else:
-            edit = partial(update_text, chunks=operation.chunks, path=operation.path)
-            planner.update(operation.path, edit, move_to=operation.move_to)
-    commit(planner.changes(), root=planner.root)
-    return planner.report()
+    steps = [_envelope_step(operation) for operation in patch.operations]
+    return _apply(steps, Path(root), patch_text, max_file_bytes=max_file_bytes, journal=journal)
 
 
 def apply_operations(
@@ -88,8 +91,11 @@ def apply_operations(
     root: str | Path,
     *,
     max_file_bytes: int = MAX_TEXT_BYTES,
+    journal: PatchJournal | None = None,
 ) -> PatchReport:
     """Apply native Responses operations (`create_file`/`update_file`/`delete_file`) all-or-nothing.
+
+    A `journal` works as in `apply_patch`; the operations' canonical JSON is the patch text.
 
     Raises:
         PatchError: An operation is malformed or its diff does not fit; the workspace is unchanged.
@@ -97,8 +103,44 @@ def apply_operations(
     """
     if not operations:
         raise PatchError("No files were modified: no operations were given.")
-    planner = Planner(Path(root), max_file_bytes=max_file_bytes)
-    for number, operation in enumerate(operations, 1):
+    steps = [_native_step(operation, number) for number, operation in enumerate(operations, 1)]
+    text = "" if journal is None else _canonical_json(operations)
+    return _apply(steps, Path(root), text, max_file_bytes=max_file_bytes, journal=journal)
+
+
+def _apply(
+    steps: Sequence[Step],
+    root: Path,
+    text: str,
+    *,
+    max_file_bytes: int,
+    journal: PatchJournal | None,
+) -> PatchReport:
+    if journal is not None:
+        key = patch_key(text)
+        return apply_journaled(steps, root, key=key, journal=journal, max_file_bytes=max_file_bytes)
+    planner = plan_steps(steps, root, max_file_bytes=max_file_bytes)
+    commit(planner.changes(), root=planner.root)
+    return planner.report()
+
+
+def _envelope_step(operation: FileOperation) -> Step:
+    path = operation.path
+    if isinstance(operation, AddFile):
+        contents = operation.contents
+        return Step(paths=(path,), plan=lambda planner: planner.add(path, contents))
+    if isinstance(operation, DeleteFile):
+        return Step(paths=(path,), plan=lambda planner: planner.delete(path))
+    edit = partial(update_text, chunks=operation.chunks, path=path)
+    move_to = operation.move_to
+    paths = (path,) if move_to is None else (path, move_to)
+    return Step(paths=paths, plan=lambda planner: planner.update(path, edit, move_to=move_to))
+
+
+def _native_step(operation: object, number: int) -> Step:
+    """A step that validates its operation when planned, so errors come in operation order."""
+
+    def plan(planner: Planner) -> None:
         kind, path, diff, move_to = _operation_fields(operation, number)
         if kind == "delete_file":
             planner.delete(path)
@@ -106,8 +148,25 @@ def apply_operations(
             planner.add(path, _v4a(path, partial(apply_diff, "", diff, "create")))
         else:
             planner.update(path, _v4a_edit(path, diff), move_to=move_to)
-    commit(planner.changes(), root=planner.root)
-    return planner.report()
+
+    named: tuple[object, ...] = ()
+    if isinstance(operation, Mapping):  # the caller's types are not trusted: JSON from a model
+        fields = cast("Mapping[str, object]", operation)
+        named = (fields.get("path"), fields.get("move_to"))
+    return Step(paths=tuple(path for path in named if isinstance(path, str)), plan=plan)
+
+
+def _canonical_json(operations: Sequence[Mapping[str, JSONValue]]) -> str:
+    """The operations as one text, the same for the same operations whatever their key order."""
+
+    def plain(value: object) -> object:
+        if isinstance(value, Mapping):
+            return dict(cast("Mapping[str, object]", value))
+        raise PatchError("the operations must be JSON objects")
+
+    return json.dumps(
+        list(operations), sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=plain
+    )
 
 
 def _v4a_edit(path: str, diff: str) -> Callable[[str], str]:
@@ -197,8 +256,11 @@ class ApplyPatchTool:
         """Apply the call's patch; every rejection comes back as a failed output to fix."""
         if self.read_only:
             return _failed("apply_patch is not allowed in this task: files are read-only.")
+        journal = None
+        if ctx.effects is not None:
+            journal = PatchJournal(effects=ctx.effects, task_id=ctx.task_id)
         try:
-            request = self._request(call)
+            request = self._request(call, journal)
         except (PatchError, PathEscapeError) as exc:
             return _failed(str(exc))
         if self.needs_approval:
@@ -211,7 +273,7 @@ class ApplyPatchTool:
             return _failed(str(exc))
         return ToolOutput(content=report.summary, native={"status": "completed"})
 
-    def _request(self, call: ToolCall) -> _Request:
+    def _request(self, call: ToolCall, journal: PatchJournal | None) -> _Request:
         limit = self.max_file_bytes
         if call.kind == "apply_patch":
             operation = _json_object(call.arguments, what="the apply_patch operation")
@@ -219,7 +281,9 @@ class ApplyPatchTool:
             return _Request(
                 summary=f"apply_patch: {summary}",
                 arguments=operation,
-                run=lambda root: apply_operations([operation], root, max_file_bytes=limit),
+                run=lambda root: apply_operations(
+                    [operation], root, max_file_bytes=limit, journal=journal
+                ),
             )
         if call.kind != "function":
             raise ToolFailed(f"apply_patch cannot run a {call.kind} call")
@@ -228,7 +292,7 @@ class ApplyPatchTool:
         return _Request(
             summary=f"apply_patch: {_describe(patch)}",
             arguments={"patch": text},
-            run=lambda root: apply_patch(text, root, max_file_bytes=limit),
+            run=lambda root: apply_patch(text, root, max_file_bytes=limit, journal=journal),
         )
 
 

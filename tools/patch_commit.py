@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,9 +50,20 @@ def snapshot(path: Path) -> Snapshot | None:
     return Snapshot(data=data, mode=stat.S_IMODE(info.st_mode), identity=_identity(info))
 
 
-def commit(changes: Sequence[Change], *, root: Path) -> None:
-    """Apply every change or none; on failure raise `PatchError` with the workspace unchanged."""
+def commit(
+    changes: Sequence[Change], *, root: Path, before_write: Callable[[], None] | None = None
+) -> None:
+    """Apply every change or none; on failure raise `PatchError` with the workspace unchanged.
+
+    Args:
+        changes: The planned writes and removals.
+        root: The workspace root; folders are created up to it, never above.
+        before_write: Called once the race check passed and before the first byte is written
+            (the write-ahead journal); whatever it raises propagates and nothing is written.
+    """
     _check_unchanged(changes)
+    if before_write is not None:
+        before_write()
     created: list[Path] = []
     temps: dict[Path, Path] = {}
     done: list[Change] = []

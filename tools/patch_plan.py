@@ -8,6 +8,7 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from orchestrator.errors import PatchError
 
@@ -25,6 +26,9 @@ class PatchReport:
     deleted: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     """What the model may not expect: overwritten files, moves, moves onto the same file."""
+    replay: Literal["already_applied", "completed"] | None = None
+    """Set when an earlier attempt of the same task had journaled this patch: it was already
+    applied (nothing was written), or it was interrupted and this call wrote the rest."""
 
     @property
     def summary(self) -> str:
