@@ -7,7 +7,7 @@ the engine itself (run.py and below) never does.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -105,10 +105,32 @@ class Orchestrator:
             engine = self._engine(backend.client, ladder, options, settings)
             return await self._run(engine, goal, context)
 
+    async def resume(self, run_id: str) -> RunResult:
+        """Continue an interrupted (or cancelled) run from its journal and return its result.
+
+        Tasks that succeeded are never run again; attempts that were in flight run again with a
+        new attempt number; a complete plan is not planned again; usage and cost carry over.
+        Raises `JournalError` when the run root has no such run.
+        """
+        settings = self._settings or Settings.from_env()
+        if self._client is not None:
+            ladder = self._ladder or DEFAULT_LADDER
+            engine = self._engine(self._client, ladder, self._role_options, settings)
+            return await self._serve(engine, engine.resume(run_id))
+        async with open_backend(settings) as backend:
+            self.notice = backend.notice
+            options = self._role_options or backend.role_options
+            ladder = self._ladder or backend.ladder
+            engine = self._engine(backend.client, ladder, options, settings)
+            return await self._serve(engine, engine.resume(run_id))
+
     async def _run(self, engine: Engine, goal: str, context: str) -> RunResult:
+        return await self._serve(engine, engine.run(goal, workdir=self.workdir, context=context))
+
+    async def _serve(self, engine: Engine, work: Coroutine[Any, Any, RunResult]) -> RunResult:
         self._engines.append(engine)
         try:
-            return await engine.run(goal, workdir=self.workdir, context=context)
+            return await work
         finally:
             self._engines.remove(engine)
 
@@ -160,6 +182,8 @@ class Orchestrator:
                 run_root=run_root if run_root.is_absolute() else self.workdir / run_root,
                 retry=self._retry,
                 rate_limits=self._rate_limits,
+                journal_verify=settings.journal_verify,
+                journal_durability=settings.journal_durability,
             ),
             throttle=self._throttle,
             sinks=self._sinks,
