@@ -52,6 +52,7 @@ async def _cancelled_run(tmp_path: Path, sink: RecordingSink) -> RunResult:
     model.script("worker", leaf("a done", out="A"), task="a")
     model.script("worker", tool_call("gate"), task="stuck")
     eng = engine(model, tmp_path, tools=[gate], sinks=[sink, _Accepted()])
+    result: RunResult | None = None
     async with anyio.create_task_group() as tg:
 
         async def cancel_when_stuck() -> None:
@@ -63,6 +64,7 @@ async def _cancelled_run(tmp_path: Path, sink: RecordingSink) -> RunResult:
         tg.start_soon(cancel_when_stuck)
         with anyio.fail_after(5):
             result = await eng.run("g")
+    assert result is not None
     return result
 
 
