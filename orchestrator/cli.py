@@ -158,6 +158,22 @@ def _parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="log every event (structlog) to stderr"
     )
     run.set_defaults(func=_cmd_run)
+    resume = sub.add_parser(
+        "resume", help="continue an interrupted or cancelled run from its journal"
+    )
+    resume.add_argument("run_id", help="as `orchestrator runs list` shows it")
+    resume.add_argument("--workdir", default=".", help="where the run root is (as for `run`)")
+    resume.add_argument("--base-url", help="an OpenAI-compatible server (vLLM, Ollama, llama.cpp)")
+    resume.add_argument("--backend", choices=["auto", "openai", "compatible", "local"])
+    resume.add_argument("--api-style", choices=["responses", "chat"])
+    resume.add_argument("--models", help="tier ladder as model ids, bottom first, comma-separated")
+    resume.add_argument("--max-parallel", type=int)
+    resume.add_argument("--review", choices=["all", "none"], default="all")
+    resume.add_argument("--json", action="store_true", help="print the result as JSON")
+    resume.add_argument(
+        "-v", "--verbose", action="store_true", help="log every event (structlog) to stderr"
+    )
+    resume.set_defaults(func=_cmd_resume)
     tools = sub.add_parser("tools", help="tool registry")
     tools_sub = tools.add_subparsers(required=True)
     listing = tools_sub.add_parser("list", help="list registered tools with their schemas")
@@ -252,6 +268,37 @@ def _run_script(path: Path) -> int:
     return outcome if isinstance(outcome, int) else 0
 
 
+def _cmd_resume(args: argparse.Namespace) -> int:
+    """Continue a run from its journal; finished tasks are kept, in-flight ones run again."""
+    from .app import Orchestrator
+    from .logs import StructlogSink, configure_logging
+    from .report import ProgressSink, render_result
+
+    configure_logging(level=logging.INFO if args.verbose else logging.WARNING)
+    orch = Orchestrator(
+        workdir=args.workdir,
+        settings=_settings(args),
+        review=args.review,
+        sinks=(StructlogSink(),) if args.json else (StructlogSink(), ProgressSink()),
+    )
+
+    async def go() -> Any:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_cancel_on_signal, orch.cancel, tg.cancel_scope)
+            result = await orch.resume(args.run_id)
+            tg.cancel_scope.cancel()
+            return result
+
+    result = anyio.run(go)
+    if args.json:
+        from .store import result_json
+
+        print(result_json(result).decode())
+    else:
+        print(render_result(result))
+    return 0 if result.status == "completed" else 1
+
+
 def _cmd_tools_list(args: argparse.Namespace) -> int:
     from .app import default_tools
     from .tools.listing import render_tool_listing
@@ -284,8 +331,20 @@ def _cmd_runs_show(args: argparse.Namespace) -> int:
     try:
         print(render_result(store.load_result(args.run_id)))
     except FileNotFoundError:
-        print(f"error: no result for run {args.run_id}", file=sys.stderr)
-        return 2
+        # No result yet: the run is in progress or was interrupted; its journal says how far.
+        from .journal import read_state
+        from .outcome import build_result
+
+        row = store.row(args.run_id)
+        run_dir = store.root / args.run_id
+        if row is None and not run_dir.is_dir():
+            print(f"error: no run {args.run_id} under {store.root}", file=sys.stderr)
+            return 2
+        status = "interrupted" if row is None or row.status == "interrupted" else "running"
+        state = read_state(run_dir)
+        print(render_result(build_result(state, status=status, ladder=(), run_dir=str(run_dir))))
+        if status == "interrupted":
+            print(f"resume it with: orchestrator resume {args.run_id}", file=sys.stderr)
     finally:
         store.close()
     return 0

@@ -237,7 +237,9 @@ class Limits:
     unreviewed; transport faults inside one call are retried by the gateway and do not count."""
 
 
-RunStatus = Literal["completed", "partial", "failed", "cancelled"]
+RunStatus = Literal["completed", "partial", "failed", "cancelled", "running", "interrupted"]
+"""running / interrupted describe a run still in progress, or whose process is gone, as `runs show`
+projects it from the journal; a finished run is one of the first four."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

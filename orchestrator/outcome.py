@@ -22,10 +22,15 @@ from .models import (
 def build_result(
     state: RunState, *, status: RunStatus, ladder: tuple[TierSpec, ...], run_dir: str
 ) -> RunResult:
-    """The `RunResult` the state describes; tasks not ended yet count as skipped by `status`."""
+    """The `RunResult` the state describes. Tasks not ended yet count as skipped by `status`,
+    except in a projection of a run still going (or interrupted), where they are left out."""
+    in_progress = status in ("running", "interrupted")
     results: dict[TaskId, TaskResult] = {}
     for tid, rec in state.tasks.items():
-        results[tid] = rec.result or Skipped(task_id=tid, reason=f"run {status}")
+        if rec.result is not None:
+            results[tid] = rec.result
+        elif not in_progress:
+            results[tid] = Skipped(task_id=tid, reason=f"run {status}")
     ledger = state.ledger
     models = {t.model: t.name for t in ladder}
     by_tier = tuple(
