@@ -8,21 +8,22 @@ process (the OS keeps the WAL); `durability="machine"` also fsyncs each commit f
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 from pydantic import TypeAdapter
 
 from .errors import JournalError, JournalMismatchError
-from .events import Event, EventSink, PatchApplied, event_fields
+from .events import Event, EventSink, PatchApplied
 from .fold import RunState, apply, fold
 from .models import PatchRecord, RunId, TaskId
-from .secrets import redact_data, redact_patterns
+from .secrets import redact_patterns
 
 JOURNAL_FILE = "journal.sqlite3"
 SCHEMA_VERSION = 1
@@ -43,9 +44,11 @@ model calls, tool calls): a crash loses at most this much of the record."""
 
 
 def encode(event: Event) -> str:
-    """The event as one JSON object, credentials redacted (what the journal stores)."""
-    data = redact_data(event_fields(event))
-    return json.dumps(data, default=_redacted_str, ensure_ascii=False, separators=(",", ":"))
+    """The event as one JSON object, kind first, credentials redacted (what the journal stores)."""
+    data: dict[str, object] = {"kind": event.kind}
+    for name in _field_names(type(event)):
+        data[name] = _plain(getattr(event, name))
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 def decode(body: str | bytes) -> Event:
@@ -53,7 +56,30 @@ def decode(body: str | bytes) -> Event:
     return _EVENT.validate_json(body)
 
 
-def _redacted_str(value: object) -> str:
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls) if f.name != "kind")
+    return names
+
+
+def _plain(value: object) -> object:
+    """JSON-ready data in one pass, every string redacted (the data, not the JSON text: in the
+    text an escape such as `\\n` right before a key would hide it from the patterns)."""
+    if isinstance(value, str):
+        return redact_patterns(value)
+    if value is None or isinstance(value, int | float):
+        return value
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in cast("Sequence[object]", value)]
+    if isinstance(value, Mapping):
+        items = cast("Mapping[object, object]", value).items()
+        return {str(k): _plain(v) for k, v in items}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {name: _plain(getattr(value, name)) for name in _field_names(type(value))}
     return redact_patterns(str(value))
 
 
