@@ -24,7 +24,6 @@ from .attempts import (
     trigger_of,
     work_request,
 )
-from .errors import PlanValidationError
 from .escalation import Escalate, GiveUp, Retry, Trigger
 from .events import (
     AttemptFinished,
@@ -46,11 +45,12 @@ from .executor import Dispatcher
 from .fold import RunState, TaskRecord
 from .gateway import Gateway
 from .models import ErrorInfo, Plan, TaskId, TaskSpec
-from .plan import PlanGraph, extend_graph, validate_plan
+from .plan import PlanGraph
 from .review import ReviewQueue
 from .roles import LeafReport, Reviewer, ReviewItem, Worker
 from .scheduler import Scheduler, SkipNotice
 from .supervisor_review import Reviews
+from .supervisor_stream import Streaming
 
 
 class Supervisor:
@@ -77,7 +77,6 @@ class Supervisor:
             max_parallel=limits.max_parallel, tier_caps=dict(limits.per_tier_parallel)
         )
         self.queue = ReviewQueue()
-        self._buffer: list[TaskSpec] = []
         self._kept: set[TaskId] = set()
         """Tasks of this plan whose record (and result) carried over from before."""
         self.plan_complete = bool(graph.order)
@@ -90,6 +89,7 @@ class Supervisor:
             on_started=self._on_started,
         )
         self.reviews = Reviews(self)
+        self.streaming = Streaming(self)
         if graph.order and not state.plan_complete:  # a new plan (else: resumed from the state)
             for tid in graph.order:
                 self.admit(graph.tasks[tid])
@@ -204,9 +204,9 @@ class Supervisor:
         elif isinstance(message, ReviewDone):
             self.reviews.done(message)
         elif isinstance(message, StreamedTask):
-            self._streamed_task(message.spec)
+            self.streaming.task(message.spec)
         elif isinstance(message, StreamedPlan):
-            self._streamed_plan(message)
+            self.streaming.plan(message)
         else:
             self.stop(f"budget: {message.message}", cause="budget")
         self.reviews.maybe_review()
@@ -370,63 +370,6 @@ class Supervisor:
         )
         if not resumable:  # else the run is stopping: its dependents end skipped, resumably
             self._skip_all(self.scheduler.fail(tid))
-
-    # -- streamed plans -----------------------------------------------------------------------
-    def _streamed_task(self, spec: TaskSpec) -> None:
-        self._buffer.append(spec)
-        progress = True
-        while progress:
-            progress = False
-            for pending in list(self._buffer):
-                if all(d in self.graph.tasks for d in pending.deps):
-                    self._buffer.remove(pending)
-                    progress = True
-                    try:
-                        self.graph = extend_graph(
-                            self.graph,
-                            pending,
-                            known_tools=self.setup.tools.keys(),
-                            known_tiers=[t.name for t in self.setup.ladder],
-                            estimates=self.setup.estimates,
-                        )
-                    except PlanValidationError:
-                        continue  # the final plan's validation reports it
-                    self.admit(pending)
-                    self.add_tasks([pending.id])
-
-    def _streamed_plan(self, msg: StreamedPlan) -> None:
-        self.stream_error = msg.error
-        if msg.plan is None:
-            self.dispatcher.stop()
-            return
-        try:
-            graph = validate_plan(
-                msg.plan,
-                known_tools=self.setup.tools.keys(),
-                known_tiers=[t.name for t in self.setup.ladder],
-                estimates=self.setup.estimates,
-            )
-        except PlanValidationError as exc:
-            self.stream_error, self.rejected_plan = str(exc), msg.plan
-            self.dispatcher.stop()
-            return
-        changed = [t for t in self.graph.order if graph.tasks.get(t) != self.graph.tasks[t]]
-        if changed:
-            self.stream_error = f"streamed tasks changed in the final plan: {', '.join(changed)}"
-            self.rejected_plan = msg.plan
-            self.dispatcher.stop()
-            return
-        self._buffer.clear()
-        added = [t for t in graph.order if t not in self.graph.tasks]
-        self.graph = graph
-        for tid in self.scheduler.states():
-            if tid in graph.priority:
-                self.scheduler.set_priority(tid, graph.priority[tid])
-        for tid in added:
-            self.admit(graph.tasks[tid])
-        self.plan_validated(graph)
-        self.add_tasks(added)
-        self.plan_complete = True
 
     def plan_validated(self, graph: PlanGraph, *, replan: bool = False) -> None:
         self.emit(
