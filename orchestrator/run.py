@@ -10,15 +10,15 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import anyio
 import structlog
 
 from .attempts import RunSetup
+from .engine_options import EngineConfig as EngineConfig
 from .errors import (
     BudgetExceededError,
     JournalError,
@@ -26,52 +26,21 @@ from .errors import (
     PlanValidationError,
     RunAbortedError,
 )
-from .escalation import EscalationPolicy
 from .events import AnswerWritten, EventSink, RunFinished, RunResumed, RunStarted
 from .fold import RunState, fold
 from .gateway import Gateway
 from .instrument import Instrumented, TopReviewer, tiered
-from .journal import JOURNAL_FILE, Durability, Journal, JournalEffects, Recorder
+from .journal import JOURNAL_FILE, Journal, JournalEffects, Recorder
 from .llm import ModelClient
-from .models import DEFAULT_LADDER, Limits, RunId, RunResult, RunStatus, TierSpec
+from .models import RunId, RunResult, RunStatus, TierSpec
 from .outcome import build_result, end_status, result_line
 from .plan import Estimates, PlanGraph, empty_graph, validate_plan
 from .planning import PlanContext, catalog, plan_with_repairs, rejected_event, stream_plan
-from .pricing import PriceTable
-from .retry import RetryPolicy
 from .roles import Planner, Reviewer, StreamingPlanner, SynthesisRequest, Synthesizer, Worker
 from .store import RunStore
 from .supervisor import Supervisor
-from .throttle import RateLimit, Throttle
+from .throttle import Throttle
 from .toolkit import ApprovalCallback, CheckRunner, Tool
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EngineConfig:
-    """How runs are executed; every field has a sensible default."""
-
-    ladder: tuple[TierSpec, ...] = DEFAULT_LADDER
-    limits: Limits = field(default_factory=Limits)
-    policy: EscalationPolicy = field(default_factory=EscalationPolicy)
-    prices: PriceTable = field(default_factory=PriceTable.default)
-    review: Literal["all", "none"] = "all"
-    run_root: Path = Path(".orchestrator/runs")
-    stream_plan: bool = True
-    """Start tasks while a streaming planner is still writing the plan (LLMCompiler's win)."""
-    planner_tier: str | None = None
-    """Tier whose model plans, reviews and synthesizes; None means the top of the ladder."""
-    latency_history: bool = True
-    """Order ready tasks by what the same tasks took in earlier runs when the plan gives no
-    estimate (critical-path-first); accepted attempts' durations are recorded either way."""
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    """How transport faults are retried (backoff, server delays, the shared outage pause)."""
-    rate_limits: Mapping[str, RateLimit] = field(default_factory=lambda: {})
-    """Per model id: requests / tokens per minute to stay under (else learned from the
-    server's `x-ratelimit-limit-*` headers)."""
-    journal_durability: Durability = "process"
-    """process: the journal survives a killed process; machine: power loss too (fsync/commit)."""
-    journal_verify: bool = False
-    """Fold the journal back at every commit and compare it with the live state (for tests)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
