@@ -1,8 +1,9 @@
 """A run's journal: every event in sequence in `<run_dir>/journal.sqlite3`; the run's truth.
 
-SQLite in WAL mode with one writer. Events are buffered and committed in groups: before any new
-work is dispatched, before a side effect (a patch) is written, and at the end; so what a crash can
-lose is never something another step already acted on. `synchronous=NORMAL` survives a killed
+SQLite in WAL mode with one writer. Events are buffered and committed in groups: before new work
+is dispatched when an outcome it may build on is buffered, before a side effect (a patch) is
+written, at the end, and otherwise within `_MAX_BUFFER_S`; so a crash never loses something
+another step already acted on. `synchronous=NORMAL` survives a killed
 process (the OS keeps the WAL); `durability="machine"` also fsyncs each commit for power loss.
 """
 
@@ -23,7 +24,7 @@ from .errors import JournalError, JournalMismatchError
 from .events import Event, EventSink, PatchApplied
 from .fold import RunState, apply, fold
 from .models import PatchRecord, RunId, TaskId
-from .secrets import redact_patterns
+from .secrets import has_hint, redact_patterns
 
 JOURNAL_FILE = "journal.sqlite3"
 SCHEMA_VERSION = 1
@@ -38,17 +39,81 @@ CREATE TABLE IF NOT EXISTS events (
     body TEXT NOT NULL
 );
 """
+_OUTCOMES = frozenset(
+    {
+        "run_started",
+        "run_resumed",
+        "plan_validated",
+        "graph_replanned",
+        "task_succeeded",
+        "task_failed",
+        "task_skipped",
+        "task_unreviewed",
+        "dispatch_stopped",
+        "answer_written",
+        "run_finished",
+    }
+)
+"""Events that later work builds on: buffered ones are committed before anything new starts."""
 _MAX_BUFFER_S = 0.25
 """Events older than this are committed with the next one even without a barrier (usage of long
 model calls, tool calls): a crash loses at most this much of the record."""
 
 
 def encode(event: Event) -> str:
-    """The event as one JSON object, kind first, credentials redacted (what the journal stores)."""
+    """The event as one JSON object, kind first, credentials redacted (what the journal stores).
+
+    Most events hold no string a credential pattern could match: those are dumped as they are
+    (one cheap hint check over all their strings); the others are redacted string by string.
+    """
     data: dict[str, object] = {"kind": event.kind}
+    strings: list[str] = []
     for name in _field_names(type(event)):
-        data[name] = _plain(getattr(event, name))
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        value = data[name] = getattr(event, name)
+        if type(value) is str:
+            strings.append(value)
+        elif type(value) not in _SCALARS:
+            _collect(value, strings)
+    if has_hint("\n".join(strings)):
+        data = {name: _plain(value) for name, value in data.items()}
+    return _ENCODER.encode(data)
+
+
+_SCALARS: frozenset[type] = frozenset({int, float, bool, type(None)})
+
+
+def _collect(value: object, out: list[str]) -> None:
+    """Every string inside `value` (keys included), for the hint check."""
+    kind = type(value)
+    if kind is str:
+        out.append(cast("str", value))
+    elif kind in _SCALARS:
+        return
+    elif isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, tuple | list):
+        for item in cast("Sequence[object]", value):
+            _collect(item, out)
+    elif isinstance(value, Mapping):
+        for key, item in cast("Mapping[object, object]", value).items():
+            out.append(str(key))
+            _collect(item, out)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for name in _field_names(type(value)):
+            _collect(getattr(value, name), out)
+
+
+def _as_json(value: object) -> object:
+    """What `json.dumps` cannot encode by itself: nested dataclasses and other mappings."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {name: getattr(value, name) for name in _field_names(type(value))}
+    if isinstance(value, Mapping):
+        return dict(cast("Mapping[str, object]", value))
+    return redact_patterns(str(value))
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_as_json)
+"""One encoder for every event (`json.dumps` with options builds a new one per call)."""
 
 
 def decode(body: str | bytes) -> Event:
@@ -104,6 +169,7 @@ class Journal:
                 f"{SCHEMA_VERSION}: upgrade orchestrator to resume it"
             )
         self._pending: list[tuple[int, str, str]] = []
+        self._urgent = False
         self._oldest = 0.0
         self.commits = 0
 
@@ -120,20 +186,26 @@ class Journal:
         return cls(path)
 
     def append(self, seq: int, kind: str, body: str) -> None:
-        """Buffer one event; it is durable after the next `commit`."""
+        """Buffer one event; it is durable after the next commit."""
         if not self._pending:
             self._oldest = time.monotonic()
-        elif time.monotonic() - self._oldest > _MAX_BUFFER_S:
-            self._pending.append((seq, kind, body))
-            self.commit()
-            return
         self._pending.append((seq, kind, body))
+        if kind in _OUTCOMES:
+            self._urgent = True
+        elif time.monotonic() - self._oldest > _MAX_BUFFER_S:
+            self.commit()
+
+    def barrier(self) -> None:
+        """Commit before new work starts, if what is buffered decides something work relies on
+        (a task's outcome, the plan): a dependent never starts on an unrecorded success."""
+        if self._urgent:
+            self.commit()
 
     def commit(self) -> None:
         """Write every buffered event in one transaction."""
         if not self._pending:
             return
-        rows, self._pending = self._pending, []
+        rows, self._pending, self._urgent = self._pending, [], False
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany("INSERT INTO events (seq, kind, body) VALUES (?,?,?)", rows)
@@ -203,8 +275,14 @@ class Recorder:
         for sink in self._sinks:
             sink.emit(event)
 
+    def barrier(self) -> None:
+        """Before new work starts: commit the outcomes it may build on (see `Journal.barrier`)."""
+        self.journal.barrier()
+        if self._shadow is not None:
+            self._verify(self._shadow)
+
     def commit(self) -> None:
-        """Make everything so far durable (a barrier before acting on it)."""
+        """Make everything so far durable (before a side effect, at the end)."""
         self.journal.commit()
         if self._shadow is not None:
             self._verify(self._shadow)

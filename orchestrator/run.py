@@ -329,7 +329,7 @@ class Engine:
             reviewer=TopReviewer(self.roles.reviewer, self.top.name),
             gateway=run.gateway,
         )
-        sup.dispatcher.before_dispatch = recorder.commit
+        sup.dispatcher.before_dispatch = recorder.barrier
         return sup
 
     async def _synthesize(self, run: _Run, sup: Supervisor) -> str:
