@@ -13,11 +13,13 @@ import dataclasses
 import json
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal, TypeVar, cast
 
+import anyio.from_thread
 from pydantic import TypeAdapter
 
 from .errors import JournalError, JournalMismatchError
@@ -26,6 +28,7 @@ from .fold import RunState, apply, fold
 from .models import PatchRecord, RunId, TaskId
 from .secrets import has_hint, redact_patterns
 
+_T = TypeVar("_T")
 JOURNAL_FILE = "journal.sqlite3"
 SCHEMA_VERSION = 1
 Durability = Literal["process", "machine"]
@@ -195,6 +198,11 @@ class Journal:
         elif time.monotonic() - self._oldest > _MAX_BUFFER_S:
             self.commit()
 
+    @property
+    def has_pending(self) -> bool:
+        """Events are buffered that no commit has written yet."""
+        return bool(self._pending)
+
     def barrier(self) -> None:
         """Commit before new work starts, if what is buffered decides something work relies on
         (a task's outcome, the plan): a dependent never starts on an unrecorded success."""
@@ -288,26 +296,37 @@ class Recorder:
             self._verify(self._shadow)
 
     def _verify(self, shadow: RunState) -> None:
+        if self.journal.has_pending:
+            return  # the live state is ahead of the disk until the next commit
         for _, body in self.journal.rows(shadow.seq):
             apply(shadow, decode(body))
         if shadow != self.state:
             message = (
-                f"journal mismatch: the fold of {shadow.seq} events differs from the live state"
+                f"journal mismatch: the fold of {shadow.seq} events differs from the live state "
+                f"in {_difference(shadow, self.state)}"
             )
             print(message, file=sys.stderr, flush=True)
             raise JournalMismatchError(message)
 
 
 class JournalEffects:
-    """The `EffectLog` tools see: patches are looked up in the state and journaled write-ahead."""
+    """The `EffectLog` tools see: patches are looked up in the state and journaled write-ahead.
+
+    Tools may call it from a worker thread (apply_patch writes files off the event loop); the
+    recorder has one writer, the event loop's thread, so calls from elsewhere hop onto it.
+    """
 
     def __init__(self, recorder: Recorder, run_id: RunId, clock: Callable[[], float]) -> None:
         self._recorder, self._run_id, self._clock = recorder, run_id, clock
+        self._loop_thread = threading.get_ident()
 
     def find(self, task_id: TaskId, key: str) -> PatchRecord | None:
-        return self._recorder.state.patches.get((task_id, key))
+        return self._on_loop(lambda: self._recorder.state.patches.get((task_id, key)))
 
     def record(self, record: PatchRecord) -> None:
+        self._on_loop(lambda: self._record(record))
+
+    def _record(self, record: PatchRecord) -> None:
         self._recorder.emit(
             PatchApplied(
                 run_id=self._run_id,
@@ -318,3 +337,23 @@ class JournalEffects:
             )
         )
         self._recorder.commit()
+
+    def _on_loop(self, fn: Callable[[], _T]) -> _T:
+        if threading.get_ident() == self._loop_thread:
+            return fn()
+        return anyio.from_thread.run_sync(fn)
+
+
+def _difference(folded: RunState, live: RunState) -> str:
+    """Where two states differ: the first field (and task), both values, for the error line."""
+    for f in dataclasses.fields(RunState):
+        a, b = getattr(folded, f.name), getattr(live, f.name)
+        if a == b:
+            continue
+        if f.name == "tasks":
+            for tid in dict.fromkeys([*folded.tasks, *live.tasks]):
+                ta, tb = folded.tasks.get(tid), live.tasks.get(tid)
+                if ta != tb:
+                    return f"tasks[{tid}]: folded {ta!r} != live {tb!r}"
+        return f"{f.name}: folded {a!r} != live {b!r}"
+    return "nothing (equal)"
