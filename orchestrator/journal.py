@@ -64,7 +64,12 @@ model calls, tool calls): a crash loses at most this much of the record."""
 
 
 def encode(event: Event) -> str:
-    """The event as one JSON object, kind first, credentials redacted (what the journal stores).
+    """The event as one JSON object, kind first, credentials redacted (what the journal stores)."""
+    return _encode(event)[0]
+
+
+def _encode(event: Event) -> tuple[str, bool]:
+    """(JSON, whether redaction may have changed it).
 
     Most events hold no string a credential pattern could match: those are dumped as they are
     (one cheap hint check over all their strings); the others are redacted string by string.
@@ -77,9 +82,10 @@ def encode(event: Event) -> str:
             strings.append(value)
         elif type(value) not in _SCALARS:
             _collect(value, strings)
-    if has_hint("\n".join(strings)):
+    hinted = has_hint("\n".join(strings))
+    if hinted:
         data = {name: _plain(value) for name, value in data.items()}
-    return _ENCODER.encode(data)
+    return _ENCODER.encode(data), hinted
 
 
 _SCALARS: frozenset[type] = frozenset({int, float, bool, type(None)})
@@ -167,6 +173,7 @@ class Journal:
                 "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
         elif int(row[0]) > SCHEMA_VERSION:
+            self._db.close()
             raise JournalError(
                 f"{path} has journal schema {row[0]}; this orchestrator reads up to "
                 f"{SCHEMA_VERSION}: upgrade orchestrator to resume it"
@@ -277,7 +284,9 @@ class Recorder:
         self._shadow: RunState | None = fold(journal.events()) if verify else None
 
     def emit(self, event: Event) -> None:
-        body = encode(event)
+        body, redacted = _encode(event)
+        if redacted:  # the state and every sink see what the journal keeps
+            event = decode(body)
         apply(self.state, event)
         self.journal.append(self.state.seq, event.kind, body)
         for sink in self._sinks:

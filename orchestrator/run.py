@@ -224,6 +224,8 @@ class Engine:
                 sup.close_reviews(
                     f"the run stopped first ({stop or 'no reviewer'})", resumable=bool(stop)
                 )
+                if stop:
+                    sup.close_stopped()
                 if run.state.answer is None:
                     answer = await self._synthesize(run, sup)
                     run.recorder.emit(

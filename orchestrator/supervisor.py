@@ -137,7 +137,8 @@ class Supervisor:
             if phase == "succeeded" and ready:
                 self.scheduler.succeed_reused(tid)
             elif phase in ("failed", "unreviewed", "skipped"):
-                self.scheduler.fail(tid)
+                if self.scheduler.state(tid) in ("pending", "ready"):
+                    self.scheduler.fail(tid)  # ended before: it blocks its dependents again
             elif phase == "finished" and ready and rec.report is not None:
                 self.scheduler.resume_review(tid)
                 self.reviews.carry(tid, rec)
@@ -384,6 +385,23 @@ class Supervisor:
         )
 
     # -- end ----------------------------------------------------------------------------------
+    def close_stopped(self) -> None:
+        """After a stop (budget), tasks that did not end (an attempt the budget refused, a retry
+        decided meanwhile) end skipped with the stop's reason; a resumed run starts them again."""
+        reason = self.state.stop_reason
+        for tid, rec in list(self.state.tasks.items()):
+            if rec.phase in ("planned", "running"):
+                self.emit(
+                    TaskSkipped(
+                        run_id=self.setup.run_id,
+                        at=self.now(),
+                        task_id=tid,
+                        reason=reason,
+                        blocked_by=None,
+                        cause="budget" if reason.startswith("budget") else "stopped",
+                    )
+                )
+
     def close_reviews(self, reason: str, *, resumable: bool) -> None:
         """Work still waiting for a verdict when the run stops ends unreviewed, never accepted."""
         for item in self.queue.drain():

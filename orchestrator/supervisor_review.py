@@ -118,8 +118,12 @@ class Reviews:
             count = sup.record(item.task.id).review_failures
             if failure == "error" and count < sup.setup.limits.max_review_failures:
                 again.append(item)
-            else:
-                sup.unreview(item.task.id, f"reviewer unavailable ({failure}): {error}")
+            else:  # a budget or an outage may be over when the run is resumed
+                sup.unreview(
+                    item.task.id,
+                    f"reviewer unavailable ({failure}): {error}",
+                    resumable=failure != "error",
+                )
         sup.queue.retry(again)
 
     def _rejected(self, tid: TaskId, feedback: str) -> None:
