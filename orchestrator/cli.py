@@ -7,23 +7,44 @@ everything it prints (results, errors, logs, tracebacks) goes through a redactin
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import importlib.util
 import inspect
 import io
 import logging
+import os
 import signal
 import sys
 import traceback
-from collections.abc import Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO, cast
+from types import FrameType
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import anyio
 
 from .errors import OrchestratorError, PlanValidationError, RunAbortedError
 from .secrets import Redactor, protect_process_secrets
 from .settings import Settings, secret_variables
+
+if TYPE_CHECKING:
+    from .app import Orchestrator
+    from .models import RunResult
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_RECANCEL_S = 0.1
+"""After the first stop signal, how often the cancel is repeated (see `_StopSignals.serve`)."""
+_CANCELLING = "cancelling: stopping every task (partial result follows)"
+_ALREADY_STOPPING = "already stopping: the partial result follows"
+_RUN_EPILOG = (
+    "Ctrl-C (SIGINT) or SIGTERM stops the run: running tasks are cancelled and the partial "
+    "result is printed and saved (result.json of the run). Further signals are ignored until "
+    "it is printed. Exit status: 0 completed; 1 not completed; 2 usage, configuration or plan "
+    "error; 128+N when signal N stopped the run, as shells report a death by signal: 130 for "
+    "SIGINT, 143 for SIGTERM."
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -144,7 +165,9 @@ def _sole_error(group: BaseExceptionGroup[BaseException]) -> Exception | None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orchestrator", description=__doc__)
     sub = parser.add_subparsers(required=True)
-    run = sub.add_parser("run", help="run a goal, or an example script (path ending in .py)")
+    run = sub.add_parser(
+        "run", help="run a goal, or an example script (path ending in .py)", epilog=_RUN_EPILOG
+    )
     run.add_argument("target", help="a goal in quotes, or a path like examples/word_counts.py")
     run.add_argument("--workdir", default=".", help="the workspace executors may touch")
     run.add_argument("--base-url", help="an OpenAI-compatible server (vLLM, Ollama, llama.cpp)")
@@ -159,7 +182,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=_cmd_run)
     resume = sub.add_parser(
-        "resume", help="continue an interrupted or cancelled run from its journal"
+        "resume",
+        help="continue an interrupted or cancelled run from its journal",
+        epilog=_RUN_EPILOG,
     )
     resume.add_argument("run_id", help="as `orchestrator runs list` shows it")
     resume.add_argument("--workdir", default=".", help="where the run root is (as for `run`)")
@@ -211,7 +236,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return _run_script(target)
     from .app import Orchestrator
     from .logs import StructlogSink, configure_logging
-    from .report import ProgressSink, render_result
+    from .report import ProgressSink
 
     configure_logging(level=logging.INFO if args.verbose else logging.WARNING)
     orch = Orchestrator(
@@ -221,32 +246,117 @@ def _cmd_run(args: argparse.Namespace) -> int:
         sinks=(StructlogSink(),) if args.json else (StructlogSink(), ProgressSink()),
     )
 
-    async def go() -> Any:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_cancel_on_signal, orch.cancel, tg.cancel_scope)
-            result = await orch.run(args.target)
-            tg.cancel_scope.cancel()
-            return result
+    run = functools.partial(orch.run, args.target)
+    return _run_with_signals(run, orch.cancel, _printer(orch, as_json=args.json))
 
-    result = anyio.run(go)
-    if orch.notice:
-        print(orch.notice, file=sys.stderr)
-    if args.json:
+
+def _printer(orch: Orchestrator, *, as_json: bool) -> Callable[[RunResult], None]:
+    """What `run` and `resume` print at the end: the backend's notice, then the result."""
+
+    def render(result: RunResult) -> None:
+        from .report import render_result
         from .store import result_json
 
-        print(result_json(result).decode())
-    else:
-        print(render_result(result))
-    return 0 if result.status == "completed" else 1
+        if orch.notice:
+            print(orch.notice, file=sys.stderr)
+        print(result_json(result).decode() if as_json else render_result(result))
+
+    return render
 
 
-async def _cancel_on_signal(cancel: Any, scope: anyio.CancelScope) -> None:
-    """Ctrl-C or SIGTERM cancels the run cleanly; the partial result is still printed and saved."""
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for _ in signals:
-            print("cancelling: stopping every task (partial result follows)", file=sys.stderr)
-            cancel()
-            return
+def _run_with_signals(
+    run: Callable[[], Awaitable[RunResult]],
+    cancel: Callable[[], None],
+    render: Callable[[RunResult], None],
+) -> int:
+    """Await `run()`, print its result with `render`, and return the exit status.
+
+    The first SIGINT or SIGTERM calls `cancel`: the run stops dispatching, cancels its running
+    work and returns its partial result (status cancelled, saved to its result.json), printed
+    like any other. Later ones only print a notice. From this call until the process exits the
+    two signals cannot kill it, so one landing during cleanup, printing or the interpreter's
+    shutdown loses nothing (once the result is printed they are ignored: call this last).
+
+    Returns:
+        0 when the run completed; 128+N when signal N stopped it (the shell's convention for a
+        death by signal, see `_RUN_EPILOG`); 1 otherwise.
+    """
+    stops = _StopSignals()
+
+    async def go() -> tuple[RunResult, int | None]:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(stops.serve, cancel)
+            result = await run()
+            stopped_by = stops.first
+            render(result)  # still inside: the receiving task keeps absorbing signals
+            sys.stdout.flush()
+            sys.stderr.flush()
+            tg.cancel_scope.cancel()
+            return result, stopped_by
+        raise AssertionError("unreachable: the task group re-raises what ends it")  # for pyright
+
+    try:
+        result, stopped_by = anyio.run(go)
+    finally:
+        # Ignored from here to the exit: interpreter shutdown puts the default action back in
+        # place of a Python handler (not of SIG_IGN), and it can take long enough for one to land.
+        for signum in _STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+    if result.status == "completed":
+        return 0
+    return 1 if stopped_by is None else 128 + stopped_by
+
+
+class _StopSignals:
+    """SIGINT and SIGTERM, caught from construction on.
+
+    Not `anyio.open_signal_receiver`: closing it restores the default actions, so a signal landing
+    after that but before the exit (while the result is still printed or flushed) would kill the
+    process (SIGTERM) or raise KeyboardInterrupt in the middle of the print (SIGINT). The handler
+    stays installed instead, and hands each signal to the event loop through a pipe.
+    """
+
+    def __init__(self) -> None:
+        self.first: int | None = None
+        """The first stop signal received, if any."""
+        self._announced = 0
+        # Never closed: the handler writes to it for as long as the process lives.
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(self._write, False)
+        for signum in _STOP_SIGNALS:
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        # Runs on the main thread between two bytecodes: note it, wake the loop, nothing more
+        # (printing here could re-enter a write the main thread is in the middle of).
+        if self.first is None:
+            self.first = signum
+        with contextlib.suppress(BlockingIOError):  # full: the loop has enough to wake for
+            os.write(self._write, bytes((signum,)))
+
+    async def serve(self, cancel: Callable[[], None]) -> None:
+        """Call `cancel` on the first signal, then again every `_RECANCEL_S` and on each signal.
+
+        Repeated because a cancel that lands before the run has started its work (while the
+        backend starts) finds nothing to cancel; `cancel` is idempotent.
+        """
+        while True:
+            with anyio.move_on_after(None if self.first is None else _RECANCEL_S):
+                await anyio.wait_readable(self._read)
+                self._announce()
+            if self.first is not None:
+                cancel()
+
+    def _announce(self) -> None:
+        """Say what each signal received since the last call does."""
+        with contextlib.suppress(BlockingIOError):  # woken for nothing: nothing to say
+            for _ in os.read(self._read, 64):
+                if self._announced:
+                    print(_ALREADY_STOPPING, file=sys.stderr)
+                else:
+                    print(_CANCELLING, file=sys.stderr)
+                self._announced += 1
 
 
 def _run_script(path: Path) -> int:
@@ -272,7 +382,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     """Continue a run from its journal; finished tasks are kept, in-flight ones run again."""
     from .app import Orchestrator
     from .logs import StructlogSink, configure_logging
-    from .report import ProgressSink, render_result
+    from .report import ProgressSink
 
     configure_logging(level=logging.INFO if args.verbose else logging.WARNING)
     orch = Orchestrator(
@@ -282,21 +392,8 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         sinks=(StructlogSink(),) if args.json else (StructlogSink(), ProgressSink()),
     )
 
-    async def go() -> Any:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_cancel_on_signal, orch.cancel, tg.cancel_scope)
-            result = await orch.resume(args.run_id)
-            tg.cancel_scope.cancel()
-            return result
-
-    result = anyio.run(go)
-    if args.json:
-        from .store import result_json
-
-        print(result_json(result).decode())
-    else:
-        print(render_result(result))
-    return 0 if result.status == "completed" else 1
+    resume = functools.partial(orch.resume, args.run_id)
+    return _run_with_signals(resume, orch.cancel, _printer(orch, as_json=args.json))
 
 
 def _cmd_tools_list(args: argparse.Namespace) -> int:

@@ -4,6 +4,8 @@
 forbid the namespaces it needs). When it does not, the sandbox reports itself unavailable, logs
 `sandbox_unavailable` once, and commands run unisolated rather than not at all. Unisolated
 commands started as root still lose every capability (`without_capabilities`), as inside bwrap.
+Sandboxed processes die with their launcher: `--die-with-parent` ties bwrap to it, and the PID
+namespace (`--unshare-pid`) ends every process inside when its init dies (see `shell_reaper`).
 """
 
 from __future__ import annotations

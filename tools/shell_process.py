@@ -3,7 +3,8 @@
 Every command starts a new session, so its process group holds the shell and whatever it forks.
 `setsid` (or a double fork plus `setsid`) escapes the group; on Linux those escapees are still found
 by the `ORCH_SHELL_RUN=<token>` variable they inherit, unless they also scrub their environment.
-Only the sandbox's PID namespace catches those.
+Only the sandbox's PID namespace catches those here; should we die, `shell_reaper` (their
+subreaper) catches them too.
 """
 
 from __future__ import annotations

@@ -6,12 +6,15 @@ command started by root still runs without capabilities (`sandbox.without_capabi
 
 The command runs as `bash -c` in its own session. When it ends, times out, floods its output or the
 caller is cancelled, its whole process group is stopped (SIGTERM, a short grace, SIGKILL) together
-with any escaped process still carrying its marker, so nothing it started keeps running.
+with any escaped process still carrying its marker, so nothing it started keeps running. It runs
+under `shell_reaper`, which does the same if this process dies first, even by SIGKILL (what that
+guarantees with and without the sandbox is in its docstring).
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import re
 import secrets
 import shutil
@@ -33,6 +36,7 @@ from .shell_env import child_environment
 from .shell_output import OutputSink, StreamCapture, split_budget
 from .shell_policy import Denied, ShellPolicy
 from .shell_process import kill_marked, stop_group
+from .shell_reaper import reaper_argv
 
 DEFAULT_TIMEOUT_MS = 120_000
 DEFAULT_MAX_OUTPUT_LENGTH = 10_000
@@ -210,7 +214,7 @@ async def _run(job: _Job) -> ShellResult:
         stderr=StreamCapture(limit=job.limit),
         byte_budget=job.byte_budget,
     )
-    process = await _start(job)
+    process, lifeline = await _start(job)
     timed_out = finished = False
     try:
         async with _open_log(job.log_path) as log:
@@ -219,24 +223,42 @@ async def _run(job: _Job) -> ShellResult:
         finished = True
     finally:
         # Runs on cancellation and errors too: stop everything the command started, then re-raise.
-        with anyio.move_on_after(_CLEANUP_S, shield=True):
-            if not finished:
-                await _terminate(process.pid, job.token)
-            await _reap(process)
+        try:
+            with anyio.move_on_after(_CLEANUP_S, shield=True):
+                if not finished:
+                    await _terminate(process.pid, job.token)
+                await _reap(process)
+        finally:
+            os.close(lifeline)  # if the reaper still runs (cleanup timed out), it kills the rest
     return await _result(job, sink, process, timed_out=timed_out, started=started)
 
 
-async def _start(job: _Job) -> Process:
+async def _start(job: _Job) -> tuple[Process, int]:
+    """Start the command under `shell_reaper`; return it and the lifeline's write end.
+
+    The reaper SIGKILLs everything the command started once the lifeline reads EOF: when we close
+    it, or when this process dies in any way. Only we hold the write end (`os.pipe` descriptors
+    are close-on-exec, so no other child inherits it).
+    """
     # Shielded: a cancellation landing mid-start would lose the process before our cleanup owns
-    # it (asyncio would SIGKILL the shell alone, not its group).
+    # it (asyncio would SIGKILL the reaper alone, not its group).
     with anyio.CancelScope(shield=True):
-        return await anyio.open_process(
-            job.argv,
-            stdin=subprocess.DEVNULL,
-            cwd=job.cwd,
-            env=job.env,
-            start_new_session=True,
-        )
+        watched, lifeline = os.pipe()
+        try:
+            process = await anyio.open_process(
+                reaper_argv(job.argv, watched),
+                stdin=subprocess.DEVNULL,
+                cwd=job.cwd,
+                env=job.env,
+                start_new_session=True,
+                pass_fds=(watched,),
+            )
+        except BaseException:
+            os.close(lifeline)
+            raise
+        finally:
+            os.close(watched)
+        return process, lifeline
     raise AssertionError("unreachable: a shielded scope swallows no exception")  # for pyright
 
 

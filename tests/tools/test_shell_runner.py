@@ -188,9 +188,9 @@ async def test_runner_kills_nohup_background_job(workspace: Path, sandbox: Sandb
 async def test_runner_kills_setsid_daemon(workspace: Path, sandbox: Sandbox | None) -> None:
     """`setsid` leaves the process group; unisolated, the inherited run marker still finds it.
 
-    What the unisolated runner cannot stop: a daemon that both leaves the session *and* drops its
-    environment (`setsid env -i ...`). Only the sandbox's PID namespace ends that one (see
-    test_shell_sandbox.py).
+    A daemon that both leaves the session *and* drops its environment (`setsid env -i ...`) is
+    stopped by the reaper every command runs under (`tools/shell_reaper.py`, a child subreaper),
+    and in the sandbox by its PID namespace (see test_shell_sandbox.py).
     """
     name = token()
 
