@@ -69,7 +69,7 @@ def encode(event: Event) -> str:
 
 
 def _encode(event: Event) -> tuple[str, bool]:
-    """(JSON, whether redaction may have changed it).
+    """(JSON, whether redaction changed it).
 
     Most events hold no string a credential pattern could match: those are dumped as they are
     (one cheap hint check over all their strings); the others are redacted string by string.
@@ -82,10 +82,10 @@ def _encode(event: Event) -> tuple[str, bool]:
             strings.append(value)
         elif type(value) not in _SCALARS:
             _collect(value, strings)
-    hinted = has_hint("\n".join(strings))
-    if hinted:
+    redacted = has_hint("\n".join(strings)) and any(redact_patterns(t) != t for t in strings)
+    if redacted:
         data = {name: _plain(value) for name, value in data.items()}
-    return _ENCODER.encode(data), hinted
+    return _ENCODER.encode(data), redacted
 
 
 _SCALARS: frozenset[type] = frozenset({int, float, bool, type(None)})
