@@ -48,7 +48,7 @@ def _timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _instrument() -> None:
-    journal_module.encode = _timed("encode", journal_module.encode)
+    journal_module._encode = _timed("encode", journal_module._encode)  # pyright: ignore[reportPrivateUsage]
     journal_module.apply = _timed("apply", journal_module.apply)  # the Recorder's fold step
     journal_module.Journal.append = _timed("append", journal_module.Journal.append)
     journal_module.Journal.commit = _timed("commit", journal_module.Journal.commit)
