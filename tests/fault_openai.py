@@ -110,6 +110,8 @@ class Reply:
 
     text: str = ""
     tool_calls: tuple[ToolCallOut, ...] = field(default_factory=lambda: ())
+    chunk_delay_s: float = 0.0
+    """Streamed: the server's pause after each event it sends (a slowly generated reply)."""
 
     @property
     def output_chars(self) -> int:

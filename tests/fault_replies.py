@@ -4,7 +4,7 @@ JSON replies, SSE streams in chunked encoding, and the cut, truncated or untermi
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .fault_http import Connection
 from .fault_openai import ApiCall, Reply
@@ -97,9 +97,11 @@ def send_stream(
     *,
     rid: str,
     extra: Sequence[tuple[str, str]] = (),
+    after_event: Callable[[int, bytes], None] | None = None,
 ) -> bool:
     """An SSE reply in chunked encoding; `reset` and `stream_cut` stop part-way (RST / FIN, no
-    final chunk), `stream_no_terminator` ends cleanly without the stream's last events."""
+    final chunk), `stream_no_terminator` ends cleanly without the stream's last events.
+    `after_event(index, event)` runs after each whole event is sent (pacing, test hooks)."""
     terminated = fault != "stream_no_terminator"
     events = stream_events(call, reply, rid=rid, terminated=terminated)
     head = _headers(rid, "text/event-stream", (("Transfer-Encoding", "chunked"), *extra))
@@ -116,8 +118,10 @@ def send_stream(
         else:
             conn.close()
         return False
-    for event in events:
+    for index, event in enumerate(events):
         conn.send_chunk(event)
+        if after_event is not None:
+            after_event(index, event)
     conn.end_chunks()
     if fault == "stream_no_terminator":
         conn.close()
