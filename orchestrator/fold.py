@@ -34,6 +34,7 @@ from .events import (
     TaskStarted,
     TaskSucceeded,
     TaskUnreviewed,
+    ToolCalled,
 )
 from .ledger import Ledger
 from .models import (
@@ -91,6 +92,8 @@ class TaskRecord:
     result: TaskResult | None = None
     resumable: bool = False
     """Ended only because the run stopped (cancel, budget): a resumed run takes it up again."""
+    calls: list[str] = field(default_factory=lambda: [])
+    """Tool calls of the attempt in progress (what an interrupted attempt had done)."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -168,6 +171,8 @@ def _run_resumed(state: RunState, e: RunResumed) -> None:
     state.resumes += 1
     state.status, state.stop_reason = None, ""
     for rec in state.tasks.values():
+        if rec.phase == "running":
+            rec.feedback.append(_interrupted_note(rec))
         if rec.phase == "running" or (rec.phase == "skipped" and rec.resumable):
             rec.phase, rec.result = "planned", None
             state.answer = None  # more work will be done: the answer is written again
@@ -175,6 +180,22 @@ def _run_resumed(state: RunState, e: RunResumed) -> None:
             rec.phase, rec.result = "finished", None
             state.answer = None
         rec.resumable = False
+
+
+def _interrupted_note(rec: TaskRecord) -> str:
+    """What the next attempt is told about one the stopped process left unfinished."""
+    done = ", ".join(rec.calls) if rec.calls else "no tool yet"
+    return (
+        f"attempt {rec.attempts} was interrupted when the run stopped, after calling: {done}. "
+        "Patches it applied are kept (applying the same patch again is a no-op); shell commands "
+        "ran and run again if called again; their full output is in the run directory (shell/)."
+    )
+
+
+def _tool_called(state: RunState, e: ToolCalled) -> None:
+    rec = state.tasks.get(e.task_id)
+    if rec is not None:
+        rec.calls.append(f"{e.tool} ({e.call_id}{', error' if e.is_error else ''})")
 
 
 def _dispatch_stopped(state: RunState, e: DispatchStopped) -> None:
@@ -217,6 +238,7 @@ def _task_started(state: RunState, e: TaskStarted) -> None:
     rec = state.tasks[e.task_id]
     rec.phase, rec.attempts, rec.tier = "running", e.attempt, e.tier
     rec.attempts_at_tier += 1
+    rec.calls = []
 
 
 def _attempt_finished(state: RunState, e: AttemptFinished) -> None:
@@ -340,11 +362,12 @@ _HANDLERS: Mapping[type, _Handler] = {
         (PatchApplied, _patch_applied),
         (ModelCalled, _model_called),
         (ModelCallRetried, _model_call_retried),
+        (ToolCalled, _tool_called),
         (TaskSucceeded, _task_succeeded),
         (TaskFailed, _task_failed),
         (TaskSkipped, _task_skipped),
         (TaskUnreviewed, _task_unreviewed),
     )
 }
-"""Events not listed (task_ready, tool_called, review_decided, ...) are journaled for the record
-and change no state."""
+"""Events not listed (task_ready, review_decided, model_call_failed, ...) are journaled for the
+record and change no state."""

@@ -537,6 +537,22 @@ def test_fold_run_resumed_puts_unfinished_work_back(
     assert (rec.resumable, state.resumes, state.status, state.stop_reason) == (False, 1, None, "")
 
 
+def test_fold_run_resumed_tells_the_next_attempt_what_the_interrupted_one_did() -> None:
+    """The attempt the stop cut off leaves a feedback line naming the tool calls it made."""
+    state = state_of((planned(A), started(A, 1)))
+    call = ToolCalled(
+        run_id=RUN, at=2.0, task_id=A, tool="shell", call_id="c1", is_error=False, duration_ms=1.0
+    )
+    apply(state, call)
+    apply(state, RunResumed(run_id=RUN, at=10.0, pid=42))
+    rec = state.tasks[A]
+    assert rec.phase == "planned"
+    assert rec.feedback[-1].startswith("attempt 1 was interrupted when the run stopped")
+    assert "shell (c1)" in rec.feedback[-1]
+    apply(state, started(A, 2))
+    assert rec.calls == []
+
+
 # -- graph_replanned --------------------------------------------------------------------------
 def test_fold_graph_replanned_removes_and_rewires() -> None:
     prefix = (
@@ -759,18 +775,6 @@ def test_fold_run_started_and_answer() -> None:
     "event",
     [
         pytest.param(TaskReady(run_id=RUN, at=1.0, task_id=A), id="task_ready"),
-        pytest.param(
-            ToolCalled(
-                run_id=RUN,
-                at=1.0,
-                task_id=A,
-                tool="read",
-                call_id="c1",
-                is_error=False,
-                duration_ms=1.0,
-            ),
-            id="tool_called",
-        ),
         pytest.param(
             ModelCallFailed(
                 run_id=RUN,
