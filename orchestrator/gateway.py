@@ -329,6 +329,9 @@ class _Slot:
         self._limiter = limiter
         self._request = request
         self._place: AbstractAsyncContextManager[None] | None = None
+        self._token = object()
+        """Who holds the cap: this slot, not a task, since a stream left open may be closed by
+        the event loop's finalizer in another task."""
 
     async def __aenter__(self) -> None:
         with _paused():
@@ -340,7 +343,7 @@ class _Slot:
             self._place = self._throttle.slot(model, lambda: estimate_input_tokens(self._request))
             await self._place.__aenter__()
             try:
-                await self._limiter.acquire()
+                await self._limiter.acquire_on_behalf_of(self._token)
             except BaseException:
                 await self._place.__aexit__(None, None, None)
                 raise
@@ -350,7 +353,7 @@ class _Slot:
             await self.__aexit__()
 
     async def __aexit__(self, *exc_info: object) -> None:
-        self._limiter.release()
+        self._limiter.release_on_behalf_of(self._token)
         assert self._place is not None
         await self._place.__aexit__(None, None, None)
 
