@@ -39,6 +39,7 @@ from .planning import PlanContext, catalog, plan_with_repairs, rejected_event, s
 from .roles import Planner, Reviewer, StreamingPlanner, SynthesisRequest, Synthesizer, Worker
 from .store import RunStore
 from .supervisor import Supervisor
+from .supervisor_stream import StreamOutcome
 from .throttle import Throttle
 from .toolkit import ApprovalCallback, CheckRunner, Tool
 
@@ -260,11 +261,12 @@ class Engine:
             sup = self._supervisor(run, empty_graph(state.goal), ctx.estimates)
             sup.dispatcher.spawn(stream_plan(ctx, planner, run.gateway))
             await self._settle(run, sup)
-            if sup.stream_error is None and sup.plan_complete:
+            outcome = sup.streaming.outcome or StreamOutcome(error="the planner stream stopped")
+            if outcome.error is None:
                 return sup
-            rejected_event(ctx, 1, sup.stream_error or "no plan")
+            rejected_event(ctx, 1, outcome.error)
             graph = await plan_with_repairs(
-                ctx, planner, run.gateway, sup.rejected_plan, sup.stream_error, first_attempt=2
+                ctx, planner, run.gateway, outcome.rejected, outcome.error, first_attempt=2
             )
         else:
             graph = await plan_with_repairs(ctx, planner, run.gateway)

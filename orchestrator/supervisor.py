@@ -44,7 +44,7 @@ from .events import (
 from .executor import Dispatcher
 from .fold import RunState, TaskRecord
 from .gateway import Gateway
-from .models import ErrorInfo, Plan, TaskId, TaskSpec
+from .models import ErrorInfo, TaskId, TaskSpec
 from .plan import PlanGraph
 from .review import ReviewQueue
 from .roles import LeafReport, Reviewer, ReviewItem, Worker
@@ -80,8 +80,6 @@ class Supervisor:
         self._kept: set[TaskId] = set()
         """Tasks of this plan whose record (and result) carried over from before."""
         self.plan_complete = bool(graph.order)
-        self.stream_error: str | None = None
-        self.rejected_plan: Plan | None = None
         self.dispatcher: Dispatcher[Message] = Dispatcher(
             self.scheduler,
             start_task=self._attempt,

@@ -3,11 +3,12 @@ the whole plan, once validated, must agree with what already started."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .attempts import StreamedPlan
 from .errors import PlanValidationError
-from .models import TaskSpec
+from .models import Plan, TaskSpec
 from .plan import extend_graph, validate_plan
 
 if TYPE_CHECKING:
@@ -20,6 +21,8 @@ class Streaming:
     def __init__(self, sup: Supervisor) -> None:
         self._sup = sup
         self._buffer: list[TaskSpec] = []
+        self.outcome: StreamOutcome | None = None
+        """None until the stream ends."""
 
     def task(self, spec: TaskSpec) -> None:
         self._buffer.append(spec)
@@ -44,39 +47,50 @@ class Streaming:
                     self._sup.add_tasks([pending.id])
 
     def plan(self, msg: StreamedPlan) -> None:
-        self._sup.stream_error = msg.error
+        """The stream ended: adopt its plan, or stop and say why (the engine plans again)."""
+        sup = self._sup
         if msg.plan is None:
-            self._sup.dispatcher.stop()
+            self._reject(msg.error or "the planner stream ended without a plan", None)
             return
         try:
             graph = validate_plan(
                 msg.plan,
-                known_tools=self._sup.setup.tools.keys(),
-                known_tiers=[t.name for t in self._sup.setup.ladder],
-                estimates=self._sup.setup.estimates,
+                known_tools=sup.setup.tools.keys(),
+                known_tiers=[t.name for t in sup.setup.ladder],
+                estimates=sup.setup.estimates,
             )
         except PlanValidationError as exc:
-            self._sup.stream_error, self._sup.rejected_plan = str(exc), msg.plan
-            self._sup.dispatcher.stop()
+            self._reject(str(exc), msg.plan)
             return
-        changed = [
-            t for t in self._sup.graph.order if graph.tasks.get(t) != self._sup.graph.tasks[t]
-        ]
+        known = sup.graph.tasks
+        changed = [t for t in sup.graph.order if graph.tasks.get(t) != known[t]]
         if changed:
-            self._sup.stream_error = (
-                f"streamed tasks changed in the final plan: {', '.join(changed)}"
+            self._reject(
+                f"streamed tasks changed in the final plan: {', '.join(changed)}", msg.plan
             )
-            self._sup.rejected_plan = msg.plan
-            self._sup.dispatcher.stop()
             return
         self._buffer.clear()
-        added = [t for t in graph.order if t not in self._sup.graph.tasks]
-        self._sup.graph = graph
-        for tid in self._sup.scheduler.states():
+        added = [t for t in graph.order if t not in known]
+        sup.graph = graph
+        for tid in sup.scheduler.states():
             if tid in graph.priority:
-                self._sup.scheduler.set_priority(tid, graph.priority[tid])
+                sup.scheduler.set_priority(tid, graph.priority[tid])
         for tid in added:
-            self._sup.admit(graph.tasks[tid])
-        self._sup.plan_validated(graph)
-        self._sup.add_tasks(added)
-        self._sup.plan_complete = True
+            sup.admit(graph.tasks[tid])
+        sup.plan_validated(graph)
+        sup.add_tasks(added)
+        sup.plan_complete = True
+        self.outcome = StreamOutcome()
+
+    def _reject(self, error: str, plan: Plan | None) -> None:
+        self.outcome = StreamOutcome(error=error, rejected=plan)
+        self._sup.dispatcher.stop()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamOutcome:
+    """How a streamed plan ended, for the engine: adopted (no error), or why not."""
+
+    error: str | None = None
+    rejected: Plan | None = None
+    """The whole plan the planner wrote, when it was invalid (the repair shows it its errors)."""
