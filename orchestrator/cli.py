@@ -169,17 +169,7 @@ def _parser() -> argparse.ArgumentParser:
         "run", help="run a goal, or an example script (path ending in .py)", epilog=_RUN_EPILOG
     )
     run.add_argument("target", help="a goal in quotes, or a path like examples/word_counts.py")
-    run.add_argument("--workdir", default=".", help="the workspace executors may touch")
-    run.add_argument("--base-url", help="an OpenAI-compatible server (vLLM, Ollama, llama.cpp)")
-    run.add_argument("--backend", choices=["auto", "openai", "compatible", "local"])
-    run.add_argument("--api-style", choices=["responses", "chat"])
-    run.add_argument("--models", help="tier ladder as model ids, bottom first, comma-separated")
-    run.add_argument("--max-parallel", type=int)
-    run.add_argument("--review", choices=["all", "none"], default="all")
-    run.add_argument("--json", action="store_true", help="print the result as JSON")
-    run.add_argument(
-        "-v", "--verbose", action="store_true", help="log every event (structlog) to stderr"
-    )
+    _backend_arguments(run, workdir_help="the workspace executors may touch")
     run.set_defaults(func=_cmd_run)
     resume = sub.add_parser(
         "resume",
@@ -187,17 +177,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_RUN_EPILOG,
     )
     resume.add_argument("run_id", help="as `orchestrator runs list` shows it")
-    resume.add_argument("--workdir", default=".", help="where the run root is (as for `run`)")
-    resume.add_argument("--base-url", help="an OpenAI-compatible server (vLLM, Ollama, llama.cpp)")
-    resume.add_argument("--backend", choices=["auto", "openai", "compatible", "local"])
-    resume.add_argument("--api-style", choices=["responses", "chat"])
-    resume.add_argument("--models", help="tier ladder as model ids, bottom first, comma-separated")
-    resume.add_argument("--max-parallel", type=int)
-    resume.add_argument("--review", choices=["all", "none"], default="all")
-    resume.add_argument("--json", action="store_true", help="print the result as JSON")
-    resume.add_argument(
-        "-v", "--verbose", action="store_true", help="log every event (structlog) to stderr"
-    )
+    _backend_arguments(resume, workdir_help="where the run root is (as for `run`)")
     resume.set_defaults(func=_cmd_resume)
     tools = sub.add_parser("tools", help="tool registry")
     tools_sub = tools.add_subparsers(required=True)
@@ -214,6 +194,21 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--workdir", default=".")
     show.set_defaults(func=_cmd_runs_show)
     return parser
+
+
+def _backend_arguments(command: argparse.ArgumentParser, *, workdir_help: str) -> None:
+    """The options `run` and `resume` share: where, which backend and models, how to print."""
+    command.add_argument("--workdir", default=".", help=workdir_help)
+    command.add_argument("--base-url", help="an OpenAI-compatible server (vLLM, Ollama, llama.cpp)")
+    command.add_argument("--backend", choices=["auto", "openai", "compatible", "local"])
+    command.add_argument("--api-style", choices=["responses", "chat"])
+    command.add_argument("--models", help="tier ladder as model ids, bottom first, comma-separated")
+    command.add_argument("--max-parallel", type=int)
+    command.add_argument("--review", choices=["all", "none"], default="all")
+    command.add_argument("--json", action="store_true", help="print the result as JSON")
+    command.add_argument(
+        "-v", "--verbose", action="store_true", help="log every event (structlog) to stderr"
+    )
 
 
 def _settings(args: argparse.Namespace) -> Settings:

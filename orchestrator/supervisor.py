@@ -215,16 +215,20 @@ class Supervisor:
         self.emit(DispatchStopped(run_id=self.setup.run_id, at=self.now(), reason=reason))
         self.dispatcher.stop()
         for tid in self.scheduler.cancel_pending():
-            self.emit(
-                TaskSkipped(
-                    run_id=self.setup.run_id,
-                    at=self.now(),
-                    task_id=tid,
-                    reason=reason,
-                    blocked_by=None,
-                    cause=cause,
-                )
+            self._skip_stopped(tid, reason, cause)
+
+    def _skip_stopped(self, tid: TaskId, reason: str, cause: SkipCause) -> None:
+        """The run's stop, not a dependency, ends the task: a resumed run starts it again."""
+        self.emit(
+            TaskSkipped(
+                run_id=self.setup.run_id,
+                at=self.now(),
+                task_id=tid,
+                reason=reason,
+                blocked_by=None,
+                cause=cause,
             )
+        )
 
     def _attempt_done(self, msg: AttemptDone) -> None:
         tid, outcome = msg.task_id, msg.outcome
@@ -389,16 +393,8 @@ class Supervisor:
         reason = self.state.stop_reason
         for tid, rec in list(self.state.tasks.items()):
             if rec.phase in ("planned", "running"):
-                self.emit(
-                    TaskSkipped(
-                        run_id=self.setup.run_id,
-                        at=self.now(),
-                        task_id=tid,
-                        reason=reason,
-                        blocked_by=None,
-                        cause="budget" if reason.startswith("budget") else "stopped",
-                    )
-                )
+                cause: SkipCause = "budget" if reason.startswith("budget") else "stopped"
+                self._skip_stopped(tid, reason, cause)
 
     def close_reviews(self, reason: str, *, resumable: bool) -> None:
         """Work still waiting for a verdict when the run stops ends unreviewed, never accepted."""
@@ -414,13 +410,4 @@ class Supervisor:
             if rec.phase == "finished":
                 self.unreview(tid, f"not reviewed: {reason}", resumable=True)
             elif rec.result is None:
-                self.emit(
-                    TaskSkipped(
-                        run_id=self.setup.run_id,
-                        at=self.now(),
-                        task_id=tid,
-                        reason=reason,
-                        blocked_by=None,
-                        cause="cancelled",
-                    )
-                )
+                self._skip_stopped(tid, reason, "cancelled")
