@@ -18,6 +18,7 @@ from orchestrator.toolkit import ApprovalRequest, ToolContext, ToolFailed, ToolO
 
 from .patch_commit import commit
 from .patch_journal import PatchJournal, Step, apply_journaled, patch_key, plan_steps
+from .patch_lock import workspace_lock
 from .patch_parser import BEGIN_PATCH, AddFile, DeleteFile, FileOperation, Patch, parse_patch
 from .patch_plan import PatchReport, Planner
 from .patch_update import update_text
@@ -73,7 +74,8 @@ def apply_patch(
             earlier attempt of the same task recorded is then skipped or finished, not re-applied.
 
     Raises:
-        PatchError: The patch is malformed or does not fit; the workspace is unchanged.
+        PatchError: The patch is malformed or does not fit, or a file it touches was changed by
+            someone else after it was read; the workspace is unchanged.
         PathEscapeError: A path leads outside the workspace or into a protected place.
     """
     patch = parse_patch(patch_text)
@@ -116,12 +118,17 @@ def _apply(
     max_file_bytes: int,
     journal: PatchJournal | None,
 ) -> PatchReport:
-    if journal is not None:
-        key = patch_key(text)
-        return apply_journaled(steps, root, key=key, journal=journal, max_file_bytes=max_file_bytes)
-    planner = plan_steps(steps, root, max_file_bytes=max_file_bytes)
-    commit(planner.changes(), root=planner.root)
-    return planner.report()
+    # Reading, matching, the race check, the journal record and the writes all happen under the
+    # workspace's lock: another patch waits instead of writing over what this one read.
+    with workspace_lock(root):
+        if journal is not None:
+            key = patch_key(text)
+            return apply_journaled(
+                steps, root, key=key, journal=journal, max_file_bytes=max_file_bytes
+            )
+        planner = plan_steps(steps, root, max_file_bytes=max_file_bytes)
+        commit(planner.changes(), root=planner.root)
+        return planner.report()
 
 
 def _envelope_step(operation: FileOperation) -> Step:

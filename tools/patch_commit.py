@@ -22,10 +22,9 @@ class Snapshot:
     """A target as it was when the patch was planned, to restore it and to notice a race."""
 
     data: bytes
+    """The bytes the patch was matched against."""
     mode: int
     """Permission bits, kept on rewrite (an executable script stays executable)."""
-    identity: tuple[int, int, int, int]
-    """(device, inode, size, mtime_ns) at planning time."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,19 +40,22 @@ class Change:
 
 
 def snapshot(path: Path) -> Snapshot | None:
-    """Read a regular file's bytes, mode and identity; None when nothing is there."""
+    """Read a regular file's bytes and mode; None when nothing is there."""
     try:
         info = os.lstat(path)
     except FileNotFoundError:
         return None
     data = path.read_bytes()
-    return Snapshot(data=data, mode=stat.S_IMODE(info.st_mode), identity=_identity(info))
+    return Snapshot(data=data, mode=stat.S_IMODE(info.st_mode))
 
 
 def commit(
     changes: Sequence[Change], *, root: Path, before_write: Callable[[], None] | None = None
 ) -> None:
     """Apply every change or none; on failure raise `PatchError` with the workspace unchanged.
+
+    The caller holds the workspace lock (`patch_lock`) from planning on, so other patches wait;
+    a writer that takes no lock is caught by comparing each target with its snapshot here.
 
     Args:
         changes: The planned writes and removals.
@@ -86,24 +88,40 @@ def commit(
         raise PatchError(_failure_message(exc, shown, problems), path=shown) from exc
 
 
-def _identity(info: os.stat_result) -> tuple[int, int, int, int]:
-    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
-
-
 def _check_unchanged(changes: Sequence[Change]) -> None:
-    """Refuse to write over a file that changed since it was read (another tool raced us)."""
+    """Refuse to write over a file whose content is no longer what the patch was matched against.
+
+    Contents are compared, not stat data: a same-size write within the file system's mtime
+    granularity leaves (size, mtime) as they were.
+    """
     for change in changes:
+        before = change.before.data if change.before is not None else None
         try:
-            now: tuple[int, int, int, int] | None = _identity(os.lstat(change.target))
-        except FileNotFoundError:
-            now = None
-        before = change.before.identity if change.before is not None else None
-        if now != before:
+            unchanged = _holds(change.target, before)
+        except OSError as exc:
             raise PatchError(
-                f"{change.shown} changed while the patch was being applied; nothing was "
-                "written. Read it again and retry.",
+                f"Cannot read {change.shown} again before writing it: {exc.strerror or exc}; "
+                "nothing was written.",
+                path=change.shown,
+            ) from exc
+        if not unchanged:
+            raise PatchError(
+                f"{change.shown} changed while the patch was being applied (someone else wrote "
+                "it after the patch was matched against it); nothing was written. Read it again "
+                "and retry.",
                 path=change.shown,
             )
+
+
+def _holds(path: Path, expected: bytes | None) -> bool:
+    """Whether `path` is a regular file holding `expected`, or absent when that is None."""
+    try:
+        info = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return expected is None
+    if expected is None or not stat.S_ISREG(info.st_mode) or info.st_size != len(expected):
+        return False
+    return path.read_bytes() == expected
 
 
 def _make_parents(folder: Path, root: Path, created: list[Path]) -> None:

@@ -184,7 +184,8 @@ class SeekPolicy:
     eof_fallback: bool = False
     """An `*** End of File` chunk not at the end may match elsewhere (SDK)."""
     pure_addition_at_cursor: bool = False
-    """An unanchored chunk with no old lines inserts at the cursor (SDK), not at the end (Codex)."""
+    """A chunk with no old lines inserts at the cursor (SDK), not at the end of the file (Codex,
+    even when it has an `@@` anchor: the anchor is checked and moves the cursor, no more)."""
     anchor_passes: tuple[int, ...] | None = None
     """Passes tried for anchors; None means every pass of the index."""
     allow_ambiguous: bool = False
@@ -207,6 +208,8 @@ class Located:
     """The chunk's old lines start at `start` (or new lines are inserted there)."""
 
     start: int
+    cursor: int
+    """Where the next chunk's search starts: after the old lines, or where the anchors left it."""
     scope: int
     """Where the chunk's outermost anchor (or its old lines) is; later chunks may reuse it."""
 
@@ -261,9 +264,8 @@ def locate(
     if isinstance(anchored, AnchorMissing):
         return anchored
     if not query.expected:
-        at_cursor = anchored.anchor is not None or policy.pure_addition_at_cursor
-        start = anchored.cursor if at_cursor else len(index)
-        return Located(start=start, scope=_scope(anchored, scope))
+        start = anchored.cursor if policy.pure_addition_at_cursor else len(index)
+        return Located(start=start, cursor=anchored.cursor, scope=_scope(anchored, scope))
     hit = _find_expected(index, query, anchored, policy)
     if hit is None:
         return ContextMissing(search_from=anchored.cursor)
@@ -275,7 +277,8 @@ def locate(
             second = _repeat_from_next_anchor(index, query, anchored, start, hit.pass_no, policy)
             if second is not None:
                 return Ambiguous(first=start, second=second)
-    return Located(start=start, scope=_scope(anchored, start))
+    end = start + len(query.expected)
+    return Located(start=start, cursor=end, scope=_scope(anchored, start))
 
 
 def _scope(anchored: _Anchored, fallback: int) -> int:

@@ -93,11 +93,7 @@ def apply_chunks(
             raise fail(index, chunk, located, number)
         removed = sum(1 for line in body if line.kind != "+")
         edits.append(_Edit(start=located.start, end=located.start + removed, lines=body))
-        if removed:
-            cursor = located.start + removed
-        elif located.start < len(index) or any(chunk.anchors):
-            cursor = located.start  # as in Codex, an anchor moves the cursor even for insertions
-        scope = located.scope
+        cursor, scope = located.cursor, located.scope
     had_final_newline = not ends or ends[-1] != ""
     newline = next((end for end in ends if end), default_newline)
     result = _render(lines, ends, edits, newline=newline)

@@ -138,10 +138,23 @@ def test_update_end_of_file_chunk_must_be_last() -> None:
         update(text, "@@", "-second", "+2", "*** End of File")
 
 
-def test_update_pure_addition_goes_to_the_end_or_after_its_anchor() -> None:
+def test_update_pure_addition_goes_to_the_end_even_with_an_anchor() -> None:
+    """Spec §2.2: the anchor of a chunk with no old lines is checked, not used as the place."""
     text = "def f():\n    pass\n"
     assert update(text, "@@", "+# tail") == "def f():\n    pass\n# tail\n"
-    assert update(text, "@@ def f():", "+    x = 1") == "def f():\n    x = 1\n    pass\n"
+    assert update(text, "@@ def f():", "+# tail") == "def f():\n    pass\n# tail\n"
+    assert update("a\n\n", "@@ a", "+new") == "a\n\nnew\n"
+    with pytest.raises(PatchError, match="def g"):
+        update(text, "@@ def g():", "+# tail")
+
+
+def test_update_pure_additions_keep_their_order_and_their_anchor_moves_the_cursor() -> None:
+    text = "def f():\n    pass\ndef g():\n    pass\n"
+    two = update(text, "@@ def f():", "+# one", "@@", "+# two")
+    assert two == text + "# one\n# two\n"
+    # The anchor moved the cursor past `def g():`, so the next chunk's `pass` is g's one.
+    moved = update(text, "@@ def g():", "+# tail", "@@", "-    pass", "+    return 2")
+    assert moved == "def f():\n    pass\ndef g():\n    return 2\n# tail\n"
 
 
 def test_update_retries_without_a_trailing_blank_context_line() -> None:
