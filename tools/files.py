@@ -1,5 +1,6 @@
 """Built-in read-only file tools, confined to the task's workspace: read_file, list_dir and
-search_text. Every path goes through `resolve_in_workspace`; every output is capped."""
+search_text. Every path goes through `resolve_in_workspace`; every output is capped. `.git` and
+the orchestrator's run store (`workspace.RunStoreGuard`) are left out of listings and searches."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pydantic import Field
 from orchestrator.toolkit import Tool, ToolContext, ToolRetry
 
 from .base import tool
-from .workspace import resolve_in_workspace, workspace_root
+from .workspace import RunStoreGuard, resolve_in_workspace, workspace_root
 
 MAX_READ_BYTES = 256 * 1024
 """Most bytes of file content one read_file call returns."""
@@ -50,13 +51,13 @@ def _is_binary(head: bytes) -> bool:
     return b"\x00" in head
 
 
-def _resolve_existing(ctx: ToolContext, path: str) -> tuple[Path, Path]:
-    """The resolved workspace root and the existing target `path` names inside it."""
+def _resolve_existing(ctx: ToolContext, path: str) -> tuple[RunStoreGuard, Path]:
+    """The guard of the resolved workspace root and the existing target `path` names inside it."""
     root = workspace_root(ctx.workdir)
-    target = resolve_in_workspace(root, path)
+    target = resolve_in_workspace(root, path, run_dir=ctx.run_dir)
     if not target.exists():
         raise ToolRetry(f"{path!r} does not exist; use list_dir to see what is there")
-    return root, target
+    return RunStoreGuard.of(root, ctx.run_dir), target
 
 
 def _relative(root: Path, path: Path) -> str:
@@ -142,16 +143,18 @@ def list_dir(ctx: ToolContext, path: str = ".", recursive: bool = False) -> str:
     """List a folder in the workspace, one path per line, relative to the workspace root.
 
     Folders end with '/'. A symbolic link shows where it points and is never followed. `.git`
-    is hidden. At most 500 entries are shown; list a subfolder to see more.
+    and the orchestrator's own `.orchestrator` folder are hidden. At most 500 entries are shown;
+    list a subfolder to see more.
 
     Args:
         path: The folder, relative to the workspace root; "." is the root.
         recursive: Also list everything below, depth first.
     """
-    root, target = _resolve_existing(ctx, path)
+    guard, target = _resolve_existing(ctx, path)
+    root = guard.base
     if not target.is_dir():
         raise ToolRetry(f"{path!r} is a file; use read_file to read it")
-    entries = _entries(root, target, recursive=recursive)
+    entries = _entries(guard, target, recursive=recursive)
     shown = list(islice(entries, MAX_LIST_ENTRIES))
     if not shown:
         return f"({_relative(root, target)} is empty)"
@@ -162,8 +165,9 @@ def list_dir(ctx: ToolContext, path: str = ".", recursive: bool = False) -> str:
     return "\n".join(shown)
 
 
-def _entries(root: Path, folder: Path, *, recursive: bool) -> Iterator[str]:
+def _entries(guard: RunStoreGuard, folder: Path, *, recursive: bool) -> Iterator[str]:
     _checkpoint()
+    root = guard.base
     try:
         children = sorted(os.scandir(folder), key=lambda entry: entry.name)
     except OSError as exc:
@@ -174,19 +178,24 @@ def _entries(root: Path, folder: Path, *, recursive: bool) -> Iterator[str]:
             continue
         relative = _relative(root, Path(entry.path))
         if entry.is_symlink():
-            yield f"{relative} -> {_link_target(root, Path(entry.path))}"
+            yield f"{relative} -> {_link_target(guard, Path(entry.path))}"
         elif entry.is_dir(follow_symlinks=False):
+            if guard.is_store(Path(entry.path)):
+                continue
             yield f"{relative}/"
             if recursive:
-                yield from _entries(root, Path(entry.path), recursive=True)
+                yield from _entries(guard, Path(entry.path), recursive=True)
         else:
             yield relative
 
 
-def _link_target(root: Path, link: Path) -> str:
+def _link_target(guard: RunStoreGuard, link: Path) -> str:
+    root = guard.base
     resolved = Path(os.path.realpath(link))
     if not resolved.is_relative_to(root):
         return "(outside the workspace; not followed)"
+    if guard.store_of(resolved) is not None:
+        return "(the orchestrator's run store; not followed)"
     if not resolved.exists():
         return "(missing target)"
     return _relative(root, resolved) + ("/" if resolved.is_dir() else "")
@@ -203,7 +212,7 @@ def search_text(
     """Search the workspace's text files for a regular expression, line by line.
 
     Prints `path:line: text` for each matching line (Python `re` syntax). Binary files, files
-    over 1 MiB, `.git` and symbolic links are skipped.
+    over 1 MiB, `.git`, `.orchestrator` and symbolic links are skipped.
 
     Args:
         pattern: The regular expression, e.g. `def \\w+\\(`.
@@ -216,8 +225,9 @@ def search_text(
         regex = re.compile(pattern)
     except re.error as exc:
         raise ToolRetry(f"invalid regular expression {pattern!r}: {exc}") from exc
-    root, target = _resolve_existing(ctx, path)
-    files = [target] if target.is_file() else _files_under(target)
+    guard, target = _resolve_existing(ctx, path)
+    root = guard.base
+    files = [target] if target.is_file() else _files_under(guard, target)
     shown: list[str] = []
     total = 0
     for file in files:
@@ -237,9 +247,11 @@ def search_text(
     return "\n".join(shown)
 
 
-def _files_under(folder: Path) -> Iterator[Path]:
+def _files_under(guard: RunStoreGuard, folder: Path) -> Iterator[Path]:
     for current, dirs, files in os.walk(folder):
-        dirs[:] = sorted(name for name in dirs if name != ".git")
+        dirs[:] = sorted(
+            name for name in dirs if name != ".git" and not guard.is_store(Path(current, name))
+        )
         for name in sorted(files):
             _checkpoint()
             file = Path(current, name)

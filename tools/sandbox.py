@@ -6,6 +6,10 @@ forbid the namespaces it needs). When it does not, the sandbox reports itself un
 commands started as root still lose every capability (`without_capabilities`), as inside bwrap.
 Sandboxed processes die with their launcher: `--die-with-parent` ties bwrap to it, and the PID
 namespace (`--unshare-pid`) ends every process inside when its init dies (see `shell_reaper`).
+
+Folders of the workspace passed as `masked` (the orchestrator's run store, see
+`workspace.run_store_mounts`) are covered by an empty read-only tmpfs after the workspace is bound:
+a command sees them empty and cannot write there. Unisolated, nothing masks them.
 """
 
 from __future__ import annotations
@@ -128,6 +132,7 @@ class Sandbox:
         *,
         writable: bool = True,
         readable: Sequence[Path] = (),
+        masked: Sequence[Path] = (),
         new_session: bool = True,
     ) -> list[str]:
         """Return argv that runs `argv` in `cwd` inside the sandbox (unchanged when unavailable).
@@ -136,7 +141,10 @@ class Sandbox:
             argv: The command to run.
             cwd: The workspace: the only host directory the command may write.
             writable: Mount the workspace read-write; False makes it read-only too.
-            readable: Extra directories to show read-only even under the private /tmp (logs).
+            readable: Extra directories to show read-only even under the private /tmp (logs),
+                or under a masked folder.
+            masked: Existing folders inside the workspace to show empty and read-only (the run
+                store). Give the outermost only: a mask inside another would show as a folder.
             new_session: Pass `--new-session` (no controlling terminal, so no TIOCSTI). Give False
                 only when the caller starts bwrap in a new session itself, as our runner does:
                 bwrap's flag would also move the namespace's init out of the caller's process
@@ -159,9 +167,16 @@ class Sandbox:
             # Host daemons' sockets (docker, dbus, agents) live here; connect() ignores ro mounts.
             args += ["--tmpfs", "/run"]
         args += ["--bind" if writable else "--ro-bind", workspace, workspace]
+        # Only existing folders: bwrap would create a missing mount point in the host workspace.
+        masks = [str(path.resolve()) for path in masked if path.is_dir()]
+        for mask in masks:
+            args += ["--tmpfs", mask]
         for path in readable:
             if path.is_dir():
                 args += ["--ro-bind", str(path.resolve()), str(path.resolve())]
+        for mask in masks:
+            # After the readable binds, which may need mount points made inside the mask.
+            args += ["--remount-ro", mask]
         for path in self.hidden_paths:
             hidden = str(path)
             args += ["--tmpfs", hidden] if path.is_dir() else ["--ro-bind", "/dev/null", hidden]

@@ -3,6 +3,14 @@
 It speaks both forms: a strict function tool (`command`, `timeout_ms`, `max_output_length`) and the
 Responses API native `shell` tool, whose `shell_call` action holds several commands and is answered
 with one `{stdout, stderr, outcome}` entry per command plus the echoed `max_output_length`.
+
+The orchestrator's run store (`<workspace>/.orchestrator/` and the run root, when inside the
+workspace) is masked in the bubblewrap sandbox, for the model's commands and acceptance checks
+alike: it looks empty and cannot be written; only this run's `shell/` output folder shows through,
+read-only, so a command can read a full output whose path it was given. Unsandboxed
+(`ORCH_SHELL_SANDBOX=off`, or no working bwrap), nothing stops a command from reading or changing
+the store: only the file tools refuse it. The full-output files are written by the orchestrator
+itself, outside any sandbox, so they work either way.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from .sandbox import Sandbox
 from .shell_env import check_allow_list
 from .shell_policy import DEFAULT_DENY, Allowed, Denied, ShellPolicy
 from .shell_runner import DEFAULT_MAX_OUTPUT_LENGTH, DEFAULT_TIMEOUT_MS, ShellResult, arun_shell
+from .workspace import run_store_mounts
 
 _ModelT = TypeVar("_ModelT", bound=BaseModel)
 
@@ -184,6 +193,7 @@ class ShellTool:
                 full_output_dir=ctx.run_dir / "shell",
                 output_name=f"{ctx.task_id}-{ctx.call_id}-{index}",
                 read_only=self._policy.read_only,
+                hidden=run_store_mounts(ctx.workdir, ctx.run_dir),
             )
         except OSError as exc:
             raise ToolFailed(f"the command could not be started: {exc}") from exc
@@ -202,6 +212,7 @@ async def run_acceptance_check(
     """Run a task's acceptance check with the same sandbox and scrubbing as the model's commands.
 
     The check passes when `exit_code == 0`. Its full output, when long, lands in `run_dir/shell/`.
+    The run store is masked as for the model's commands.
     """
     if sandbox == "detect":
         sandbox = await anyio.to_thread.run_sync(Sandbox.detect)
@@ -215,6 +226,7 @@ async def run_acceptance_check(
         env_allow=env_allow,
         full_output_dir=run_dir / "shell",
         output_name=f"check-{secrets.token_hex(6)}",
+        hidden=run_store_mounts(cwd, run_dir),
     )
 
 

@@ -9,6 +9,9 @@ caller is cancelled, its whole process group is stopped (SIGTERM, a short grace,
 with any escaped process still carrying its marker, so nothing it started keeps running. It runs
 under `shell_reaper`, which does the same if this process dies first, even by SIGKILL (what that
 guarantees with and without the sandbox is in its docstring).
+
+In the sandbox, `hidden` folders (the orchestrator's run store) look empty and are read-only.
+Unisolated, the command can read and write them like any other file of our user.
 """
 
 from __future__ import annotations
@@ -95,6 +98,7 @@ async def arun_shell(
     full_output_dir: Path | None = None,
     output_name: str | None = None,
     read_only: bool = False,
+    hidden: Sequence[Path] = (),
     approve: ApprovalCallback | None = None,
     task_id: TaskId | None = None,
     output_limit_bytes: int = OUTPUT_LIMIT_BYTES,
@@ -115,6 +119,9 @@ async def arun_shell(
             The environment is always scrubbed: no `OPENAI_*` or credential-looking variables.
         full_output_dir: Gets `<output_name or token>.log`, kept only when output was truncated.
         read_only: Mount the workspace read-only in the sandbox.
+        hidden: Existing folders inside `cwd` the sandbox shows empty and read-only (the run
+            store, `workspace.run_store_mounts`); `full_output_dir` stays readable below them.
+            Unisolated, they are not hidden.
     """
     if policy is not None:
         verdict = await policy.authorize(command, approve=approve, task_id=task_id)
@@ -126,7 +133,9 @@ async def arun_shell(
     token = secrets.token_hex(8)
     env = child_environment(allow=env_allow, marker=token)
     log_path = await _log_path(full_output_dir, output_name or token)
-    argv = _argv(command, cwd, env, sandbox, writable=not read_only, logs=full_output_dir)
+    argv = _argv(
+        command, cwd, env, sandbox, writable=not read_only, logs=full_output_dir, hidden=hidden
+    )
     if sandbox is None or not sandbox.is_available:
         argv = await anyio.to_thread.run_sync(without_capabilities, argv)
     job = _Job(
@@ -178,6 +187,7 @@ def _argv(
     *,
     writable: bool,
     logs: Path | None,
+    hidden: Sequence[Path],
 ) -> list[str]:
     argv = [shutil.which("bash", path=env["PATH"]) or "/bin/sh", "-c", command]
     if sandbox is None or not sandbox.is_available:
@@ -185,7 +195,9 @@ def _argv(
     # We start bwrap in a new session ourselves (see `Sandbox.wrap`), so its namespace init stays
     # in the group we wait on: once the group is empty, so is the namespace.
     readable = [logs] if logs else []
-    return sandbox.wrap(argv, cwd, writable=writable, readable=readable, new_session=False)
+    return sandbox.wrap(
+        argv, cwd, writable=writable, readable=readable, masked=hidden, new_session=False
+    )
 
 
 def _refused(reason: str) -> ShellResult:

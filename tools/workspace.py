@@ -1,6 +1,12 @@
 """Path confinement for file tools: a path a model names must lead to a place inside the workspace.
 
 Every file-touching tool resolves model-supplied paths through `resolve_in_workspace` before I/O.
+
+The orchestrator's own state is off limits even where it sits inside the workspace (the default
+run store is `<workspace>/.orchestrator/runs`). `RunStoreGuard` says what that state is:
+`<workspace>/.orchestrator/`, the run root (`run_dir.parent`) and any folder holding a run store's
+index. A path into it is refused like a path out of the workspace, through a symbolic link too,
+and listings skip it. The shell sandbox masks the same folders (`run_store_mounts`).
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ import errno
 import os
 import re
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.errors import ConfigError, PathEscapeError
@@ -16,11 +23,18 @@ from orchestrator.errors import ConfigError, PathEscapeError
 MAX_TEXT_BYTES = 16 * 1024 * 1024
 """Largest file the text tools read or rewrite; a bigger file is refused, not loaded."""
 
+STATE_DIR = ".orchestrator"
+"""The orchestrator's folder in a workspace; the default run store is `.orchestrator/runs`."""
+RUN_STORE_INDEX = "runs.sqlite3"
+"""The index a run store keeps at its root (`orchestrator.store`); a folder holding it is one."""
+
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def resolve_in_workspace(root: Path, path: str, *, for_write: bool = False) -> Path:
+def resolve_in_workspace(
+    root: Path, path: str, *, for_write: bool = False, run_dir: Path | None = None
+) -> Path:
     """Resolve a model-supplied relative path to an absolute path that stays inside `root`.
 
     Args:
@@ -28,13 +42,16 @@ def resolve_in_workspace(root: Path, path: str, *, for_write: bool = False) -> P
         path: The path as the model wrote it, relative to `root` with `/` separators.
         for_write: Also refuse targets that writing would make unsafe: the root itself, anything
             under a `.git` folder, a symbolic link, a hard-linked file, a device or a pipe.
+        run_dir: The run's directory (`ToolContext.run_dir`); its run root is refused too when it
+            lies inside the workspace. Without it only `.orchestrator/` and folders holding a run
+            store's index are refused.
 
     Returns:
         The absolute path with every existing symbolic link resolved.
 
     Raises:
-        PathEscapeError: The path is malformed or leads outside the workspace; the message says
-            what to change.
+        PathEscapeError: The path is malformed, leads outside the workspace or into the run
+            store; the message says what to change.
         ConfigError: `root` is not an existing directory (a wiring mistake, not the model's).
     """
     base = workspace_root(root)
@@ -46,6 +63,7 @@ def resolve_in_workspace(root: Path, path: str, *, for_write: bool = False) -> P
     if not resolved.is_relative_to(base):
         raise PathEscapeError(_escape_message(base, parts, path), path=path)
     _refuse_loop(lexical, path)
+    _refuse_store(RunStoreGuard.of(base, run_dir), lexical, resolved, path)
     if for_write:
         # A symlink inside the workspace may still point into .git; check where it really lands.
         _refuse_git(resolved.relative_to(base).parts, path)
@@ -59,6 +77,70 @@ def workspace_root(root: Path) -> Path:
     if not resolved.is_dir():
         raise ConfigError(f"workspace root {str(root)!r} is not an existing directory")
     return resolved
+
+
+@dataclass(frozen=True, slots=True)
+class RunStoreGuard:
+    """Which folders of a workspace hold the orchestrator's state: tools neither see nor touch them.
+
+    A store folder is `<workspace>/.orchestrator`, the run root, or a folder holding
+    `RUN_STORE_INDEX`; everything below one is off limits. The workspace root itself never is.
+    """
+
+    base: Path
+    """The resolved workspace root."""
+    state_dir: Path | None = None
+    """Where `.orchestrator` really is, when a symbolic link moves it elsewhere in `base`."""
+    run_root: Path | None = None
+    """The resolved run root, when it lies strictly inside `base`."""
+
+    @classmethod
+    def of(cls, base: Path, run_dir: Path | None) -> RunStoreGuard:
+        """The guard for resolved root `base`; `run_dir` names the run root (its parent).
+
+        When the run root is the workspace itself, only the run's own folder is guarded.
+        """
+        state = _strictly_inside(base, Path(os.path.realpath(base / STATE_DIR)))
+        if run_dir is None:
+            return cls(base, state_dir=state)
+        run = Path(os.path.realpath(run_dir))
+        run_root = _strictly_inside(base, run.parent) or _strictly_inside(base, run)
+        return cls(base, state_dir=state, run_root=run_root)
+
+    def store_of(self, path: Path) -> Path | None:
+        """The store folder `path` (absolute, under `base`) is in or is, checked from the top."""
+        current = self.base
+        for part in path.relative_to(self.base).parts:
+            current = current / part
+            if self.is_store(current):
+                return current
+        return None
+
+    def is_store(self, folder: Path) -> bool:
+        """Whether `folder`, strictly under `base`, is a store folder itself (parents unchecked)."""
+        if folder.parent == self.base and _is_state_name(folder.name):
+            return True
+        if folder in (self.state_dir, self.run_root):
+            return True
+        return os.path.isfile(folder / RUN_STORE_INDEX)
+
+
+def run_store_mounts(root: Path, run_dir: Path | None) -> tuple[Path, ...]:
+    """The existing store folders a sandbox should mask: `.orchestrator` and the run root.
+
+    Resolved, strictly inside the resolved `root`, outermost only (a mask covers what is below
+    it). Folders that hold a store index elsewhere are not searched for. A missing `root` has none.
+    """
+    base = Path(os.path.realpath(root))
+    if not base.is_dir():
+        return ()
+    guard = RunStoreGuard.of(base, run_dir)
+    found = sorted({f for f in (guard.state_dir, guard.run_root) if f is not None and f.is_dir()})
+    return tuple(f for f in found if not any(f != o and f.is_relative_to(o) for o in found))
+
+
+def _strictly_inside(base: Path, path: Path) -> Path | None:
+    return path if path != base and path.is_relative_to(base) else None
 
 
 def is_text(data: bytes) -> bool:
@@ -130,6 +212,24 @@ def _is_git_name(name: str) -> bool:
     # Case-insensitive, and Windows drops trailing dots and spaces: `.GIT` or `.git.` can still
     # reach the repository's metadata on some filesystems.
     return name.rstrip(". ").lower() == ".git"
+
+
+def _is_state_name(name: str) -> bool:
+    # Matched like `.git`: case-insensitive filesystems reach `.orchestrator` as `.Orchestrator.`.
+    return name.rstrip(". ").lower() == STATE_DIR
+
+
+def _refuse_store(guard: RunStoreGuard, lexical: Path, resolved: Path, path: str) -> None:
+    """Refuse a path that names, or through a symbolic link reaches, the run store."""
+    store = guard.store_of(lexical) or guard.store_of(resolved)
+    if store is None:
+        return
+    where = store.relative_to(guard.base).as_posix()
+    raise PathEscapeError(
+        f"path {path!r} is inside the orchestrator's run store ({where!r}): tools cannot read "
+        "or write it; work with the project's own files",
+        path=path,
+    )
 
 
 def _refuse_git(parts: tuple[str, ...], path: str) -> None:
