@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import anyio
 
@@ -48,6 +48,13 @@ from .roles import (
 )
 from .toolkit import ApprovalCallback, CheckRunner, EffectLog, Tool
 
+if TYPE_CHECKING:
+    from .workspaces import MergeOutcome, Workspaces
+
+
+WRITING_TOOLS = frozenset({"apply_patch", "shell"})
+"""Tools that can change the workspace: a task given one works in its own copy."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunSetup:
@@ -72,6 +79,14 @@ class RunSetup:
     """Latency estimates for priorities: plan hints, then earlier runs (`RunStore`)."""
     effects: EffectLog | None = None
     """The journal's side-effect log, handed to every tool call."""
+    workspaces: Workspaces | None = None
+    """Per-task copies for writing tasks (None: every task works in the main tree)."""
+    commit_journal: Callable[[], None] = lambda: None
+    """Makes the journal durable now (before a merge writes the main tree)."""
+
+    def is_writing(self, task: TaskSpec) -> bool:
+        """Whether the task works in its own copy: it may write, and copies are on."""
+        return self.workspaces is not None and not WRITING_TOOLS.isdisjoint(task.tools)
 
     def tier_index(self, name: str) -> int:
         """The ladder position of a tier name (the bottom for a name the ladder no longer has)."""
@@ -132,7 +147,26 @@ class StreamedPlan:
     error: str | None = None
 
 
-Message = AttemptDone | ReviewDone | BudgetHit | StreamedTask | StreamedPlan
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MergeReady:
+    """An accepted writing task's copy is committed; its merge into the main tree starts next."""
+
+    task_id: TaskId
+    commit: str
+    base: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MergeDone:
+    """The merge of an accepted copy ended (its conflicts, if any, are in the outcome)."""
+
+    task_id: TaskId
+    outcome: MergeOutcome
+
+
+Message = (
+    AttemptDone | ReviewDone | BudgetHit | StreamedTask | StreamedPlan | MergeReady | MergeDone
+)
 
 
 async def run_attempt(
@@ -148,7 +182,7 @@ async def run_attempt(
         ):
             outcome: WorkOutcome | Crash = await worker.work(request, gateway)
             if isinstance(outcome, LeafReport) and outcome.status == "done":
-                outcome, check_output = await _check(setup, request.task, outcome)
+                outcome, check_output = await _check(setup, request, outcome)
     except TimeoutError:
         outcome = Crash(
             trigger="timeout",
@@ -173,12 +207,13 @@ async def run_attempt(
 
 
 async def _check(
-    setup: RunSetup, task: TaskSpec, report: LeafReport
+    setup: RunSetup, request: WorkRequest, report: LeafReport
 ) -> tuple[WorkOutcome | Crash, str | None]:
+    task = request.task
     if task.check is None or setup.check_runner is None:
         return report, None
     result = await setup.check_runner(
-        task.check.command, setup.workdir, task.check.timeout_s, setup.run_dir
+        task.check.command, request.workdir, task.check.timeout_s, setup.run_dir
     )
     if result.passed:
         return report, result.output
@@ -199,6 +234,7 @@ def work_request(
     attempt: int,
     feedback: tuple[str, ...],
     result_of: Callable[[TaskId], TaskResult | None],
+    workdir: Path | None = None,
 ) -> WorkRequest:
     """The request for one attempt: the task, its tier, its dependencies' outputs, its feedback."""
     return WorkRequest(
@@ -212,7 +248,7 @@ def work_request(
         ),
         feedback=feedback,
         tools=tuple(setup.tools[n] for n in spec.tools if n in setup.tools),
-        workdir=setup.workdir,
+        workdir=workdir or setup.workdir,
         run_dir=setup.run_dir,
         max_turns=setup.limits.max_turns,
         approve=setup.approve,

@@ -48,5 +48,8 @@ class EngineConfig:
     server's `x-ratelimit-limit-*` headers)."""
     journal_durability: Durability = "process"
     """process: the journal survives a killed process; machine: power loss too (fsync/commit)."""
+    isolation: bool = True
+    """Writing tasks (apply_patch, shell) work in their own copy of the workspace, merged into it
+    when accepted; off: every task edits the main tree (apply_patch still never loses an edit)."""
     journal_verify: bool = False
     """Fold the journal back at every commit and compare it with the live state (for tests)."""

@@ -13,6 +13,7 @@ OrchestratorError
 │   ├── PatchError           .path, .hunk: an apply_patch rejected; the workspace is unchanged
 │   └── PathEscapeError      .path: a path leads outside the workspace
 ├── LocalModelError          the embedded model server could not be found, started or kept alive
+├── WorkspaceError           .command, .stderr: git on a run's private workspace store failed
 ├── JournalError             a run's journal cannot be used (missing, newer schema, not resumable)
 │   └── JournalMismatchError the fold of the journal differs from the live state (verify mode)
 ├── BudgetExceededError      Limits hit; checked before every model call
@@ -132,6 +133,17 @@ class PathEscapeError(ToolError):
 
 class LocalModelError(OrchestratorError):
     """The embedded model or its server could not be located, started or kept running."""
+
+
+class WorkspaceError(OrchestratorError):
+    """A git command on the private workspace store failed."""
+
+    def __init__(self, message: str, *, command: Sequence[str], stderr: str) -> None:
+        super().__init__(f"{message}: {stderr.strip() or 'no output'}")
+        self.command: tuple[str, ...] = tuple(command)
+        """The git arguments that failed."""
+        self.stderr: str = stderr
+        """What git said."""
 
 
 class JournalError(OrchestratorError):

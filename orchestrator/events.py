@@ -278,6 +278,31 @@ class PatchApplied(_Base):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MergeStarted(_Base):
+    """An accepted writing task's copy, committed, is about to be merged into the main tree
+    (journaled first: a resumed run merges it again, which changes nothing the second time)."""
+
+    kind: Literal["merge_started"] = "merge_started"
+    task_id: TaskId
+    commit: str
+    base: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkspaceMerged(_Base):
+    """The task's changes are in the main tree, except `conflicts` (left to a resolve task)."""
+
+    kind: Literal["workspace_merged"] = "workspace_merged"
+    task_id: TaskId
+    commit: str
+    merged: tuple[str, ...]
+    conflicts: tuple[str, ...] = ()
+    resolve: TaskId | None = None
+    """The task planned to resolve the conflicts; the task's dependents wait for it too."""
+    rewired: Mapping[TaskId, tuple[TaskId, ...]] = field(default_factory=lambda: {})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DispatchStopped(_Base):
     """No new work starts: the budget ran out, the run was cancelled or the plan failed."""
 
@@ -337,6 +362,8 @@ Event = (
     | EscalationDecided
     | GraphReplanned
     | PatchApplied
+    | MergeStarted
+    | WorkspaceMerged
     | DispatchStopped
     | AnswerWritten
     | RunFinished

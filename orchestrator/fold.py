@@ -19,6 +19,7 @@ from .events import (
     EscalationDecided,
     Event,
     GraphReplanned,
+    MergeStarted,
     ModelCalled,
     ModelCallRetried,
     PatchApplied,
@@ -35,6 +36,7 @@ from .events import (
     TaskSucceeded,
     TaskUnreviewed,
     ToolCalled,
+    WorkspaceMerged,
 )
 from .ledger import Ledger
 from .models import (
@@ -53,10 +55,11 @@ from .models import (
 )
 
 TaskPhase = Literal[
-    "planned", "running", "finished", "succeeded", "failed", "skipped", "unreviewed"
+    "planned", "running", "finished", "merging", "succeeded", "failed", "skipped", "unreviewed"
 ]
 """planned: waiting to start (again); running: an attempt is out; finished: a done report waits
-for its verdict; the rest are terminal (skipped and unreviewed may be resumable)."""
+for its verdict; merging: accepted, its copy being merged into the main tree; the rest are
+terminal (skipped and unreviewed may be resumable)."""
 
 _NO_RUN = RunId("")
 TERMINAL_PHASES: frozenset[TaskPhase] = frozenset({"succeeded", "failed", "skipped", "unreviewed"})
@@ -94,6 +97,8 @@ class TaskRecord:
     """Ended only because the run stopped (cancel, budget): a resumed run takes it up again."""
     calls: list[str] = field(default_factory=lambda: [])
     """Tool calls of the attempt in progress (what an interrupted attempt had done)."""
+    merge: tuple[str, str] | None = None
+    """(commit, base) of the accepted copy while it is merged into the main tree."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -283,6 +288,18 @@ def _patch_applied(state: RunState, e: PatchApplied) -> None:
     state.patches[(e.task_id, e.key)] = PatchRecord(task_id=e.task_id, key=e.key, files=e.files)
 
 
+def _merge_started(state: RunState, e: MergeStarted) -> None:
+    rec = state.tasks[e.task_id]
+    rec.phase, rec.merge = "merging", (e.commit, e.base)
+
+
+def _workspace_merged(state: RunState, e: WorkspaceMerged) -> None:
+    state.tasks[e.task_id].merge = None
+    for tid, deps in e.rewired.items():
+        rec = state.tasks[tid]
+        rec.spec = dataclasses.replace(rec.spec, deps=deps)
+
+
 def _model_called(state: RunState, e: ModelCalled) -> None:
     state.ledger.add(e)
 
@@ -360,6 +377,8 @@ _HANDLERS: Mapping[type, _Handler] = {
         (EscalationDecided, _escalation_decided),
         (ReviewFailed, _review_failed),
         (PatchApplied, _patch_applied),
+        (MergeStarted, _merge_started),
+        (WorkspaceMerged, _workspace_merged),
         (ModelCalled, _model_called),
         (ModelCallRetried, _model_call_retried),
         (ToolCalled, _tool_called),

@@ -52,6 +52,8 @@ _OUTCOMES = frozenset(
         "task_failed",
         "task_skipped",
         "task_unreviewed",
+        "merge_started",
+        "workspace_merged",
         "dispatch_stopped",
         "answer_written",
         "run_finished",

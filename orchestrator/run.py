@@ -8,6 +8,7 @@ this module never imports agents/ or tools/.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -42,6 +43,7 @@ from .supervisor import Supervisor
 from .supervisor_stream import StreamOutcome
 from .throttle import Throttle
 from .toolkit import ApprovalCallback, CheckRunner, Tool
+from .workspaces import Workspaces
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,6 +69,7 @@ class _Run:
     started: float = field(default_factory=time.perf_counter)
     supervisor: Supervisor | None = None
     result: RunResult | None = None
+    workspaces: Workspaces | None = None
 
     @property
     def state(self) -> RunState:
@@ -187,18 +190,31 @@ class Engine:
                 clock=self._clock,
                 ledger=state.ledger.copy(),
             )
+            root = workdir or Path(state.workdir)
             run = _Run(
                 run_id=run_id,
-                workdir=workdir or Path(state.workdir),
+                workdir=root,
                 run_dir=run_dir,
                 recorder=recorder,
                 gateway=gateway,
                 store=store,
+                workspaces=self._workspaces(root, run_dir),
             )
-            return await self._guarded(run)
+            try:
+                return await self._guarded(run)
+            finally:
+                if run.workspaces is not None:
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+                        await run.workspaces.close()
         finally:
             journal.close()
             store.close()
+
+    def _workspaces(self, root: Path, run_dir: Path) -> Workspaces | None:
+        """Per-task copies when isolation is on and git is there to keep their bases."""
+        if not self.config.isolation or shutil.which("git") is None:
+            return None
+        return Workspaces(root, run_dir / "ws", hidden=(Path(self.config.run_root).resolve(),))
 
     async def _guarded(self, run: _Run) -> RunResult:
         try:
@@ -323,6 +339,8 @@ class Engine:
             clock=self._clock,
             estimates=estimates,
             effects=JournalEffects(recorder, run.run_id, self._clock),
+            workspaces=run.workspaces,
+            commit_journal=recorder.commit,
         )
         sup = Supervisor(
             setup,

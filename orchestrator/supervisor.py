@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Sequence
 
 from .attempts import (
     AttemptDone,
+    MergeDone,
+    MergeReady,
     Message,
     ReviewDone,
     RunSetup,
@@ -49,6 +51,7 @@ from .plan import PlanGraph
 from .review import ReviewQueue
 from .roles import LeafReport, Reviewer, ReviewItem, Worker
 from .scheduler import Scheduler, SkipNotice
+from .supervisor_merge import Merges
 from .supervisor_review import Reviews
 from .supervisor_stream import Streaming
 
@@ -88,6 +91,7 @@ class Supervisor:
         )
         self.reviews = Reviews(self)
         self.streaming = Streaming(self)
+        self.merges = Merges(self)
         if graph.order and not state.plan_complete:  # a new plan (else: resumed from the state)
             for tid in graph.order:
                 self.admit(graph.tasks[tid])
@@ -137,11 +141,37 @@ class Supervisor:
             elif phase in ("failed", "unreviewed", "skipped"):
                 if self.scheduler.state(tid) in ("pending", "ready"):
                     self.scheduler.fail(tid)  # ended before: it blocks its dependents again
+            elif phase == "merging" and ready:
+                self.scheduler.resume_review(tid)
+                self.merges.start(tid)  # again: a merge that already landed changes nothing
             elif phase == "finished" and ready and rec.report is not None:
+                if self._copy_lost(rec):
+                    self._after_add(tid, ready)
+                    continue
                 self.scheduler.resume_review(tid)
                 self.reviews.carry(tid, rec)
             else:
                 self._after_add(tid, ready)
+
+    def _copy_lost(self, rec: TaskRecord) -> bool:
+        """A finished writing attempt whose copy the stopped run took with it: it runs again."""
+        ws = self.setup.workspaces
+        if ws is None or not self.setup.is_writing(rec.spec) or ws.base_of(rec.spec.id):
+            return False
+        self.emit(
+            TaskRetried(
+                run_id=self.setup.run_id,
+                at=self.now(),
+                task_id=rec.spec.id,
+                tier=rec.tier,
+                attempt=rec.attempts,
+                trigger="interrupted",
+                feedback="the run stopped before review; its workspace copy is gone",
+                note=f"attempt {rec.attempts} finished, but the run stopped before it was "
+                "reviewed and merged; do the task again",
+            )
+        )
+        return True
 
     def _after_add(self, tid: TaskId, ready: bool) -> None:
         if ready:
@@ -185,6 +215,8 @@ class Supervisor:
     async def _attempt(self, tid: TaskId) -> Message:
         rec = self.record(tid)
         tier_index = self.setup.tier_index(rec.tier)
+        ws = self.setup.workspaces
+        workdir = await ws.isolate(tid) if ws and self.setup.is_writing(rec.spec) else None
         request = work_request(
             self.setup,
             rec.spec,
@@ -192,6 +224,7 @@ class Supervisor:
             attempt=rec.attempts,
             feedback=tuple(rec.feedback),
             result_of=lambda d: self.state.tasks[d].result,
+            workdir=workdir,
         )
         return await run_attempt(self.setup, self.worker, self.gateway, request, tier_index)
 
@@ -206,6 +239,10 @@ class Supervisor:
             self.streaming.task(message.spec)
         elif isinstance(message, StreamedPlan):
             self.streaming.plan(message)
+        elif isinstance(message, MergeReady):
+            self.merges.ready(message)
+        elif isinstance(message, MergeDone):
+            self.merges.done(message)
         else:
             self.stop(f"budget: {message.message}", cause="budget")
         self.reviews.maybe_review()
@@ -344,6 +381,13 @@ class Supervisor:
             self.skip(notice.task_id, notice.blocked_by)
 
     def accept(self, tid: TaskId) -> None:
+        """The task's work is accepted: a writing task's copy is merged first, then it succeeds."""
+        if self.setup.is_writing(self.record(tid).spec):
+            self.merges.start(tid)
+        else:
+            self.accept_now(tid)
+
+    def accept_now(self, tid: TaskId) -> None:
         rec = self.record(tid)
         report = rec.report
         assert report is not None
@@ -409,5 +453,5 @@ class Supervisor:
         for tid, rec in list(self.state.tasks.items()):
             if rec.phase == "finished":
                 self.unreview(tid, f"not reviewed: {reason}", resumable=True)
-            elif rec.result is None:
+            elif rec.result is None and rec.phase != "merging":  # a resumed run merges it
                 self._skip_stopped(tid, reason, "cancelled")

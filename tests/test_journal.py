@@ -19,6 +19,7 @@ from orchestrator.events import (
     EscalationDecided,
     Event,
     GraphReplanned,
+    MergeStarted,
     ModelCalled,
     ModelCallFailed,
     ModelCallRetried,
@@ -39,6 +40,7 @@ from orchestrator.events import (
     TaskSucceeded,
     TaskUnreviewed,
     ToolCalled,
+    WorkspaceMerged,
 )
 from orchestrator.fold import RunState, fold
 from orchestrator.journal import (
@@ -210,6 +212,17 @@ SAMPLES: tuple[Event, ...] = (
         rewired={B: (TaskId("a2"),)},
     ),
     PatchApplied(run_id=RUN, at=12.5, task_id=A, key="k" * 64, files=FILES),
+    MergeStarted(run_id=RUN, at=12.6, task_id=A, commit="c" * 40, base="b" * 40),
+    WorkspaceMerged(
+        run_id=RUN,
+        at=12.7,
+        task_id=A,
+        commit="c" * 40,
+        merged=("x.py",),
+        conflicts=("y.py",),
+        resolve=TaskId("a-resolve1"),
+        rewired={TaskId("b"): (A, TaskId("a-resolve1"))},
+    ),
     DispatchStopped(run_id=RUN, at=13.0, reason="cancelled"),
     AnswerWritten(run_id=RUN, at=13.5, answer="42"),
     RunFinished(

@@ -83,8 +83,8 @@ async def test_run_tools_cancel_kills_running_shell_processes(
     """Cancelling a run mid-command leaves no process behind and still saves a partial result."""
     work = tmp_path / "ws"
     work.mkdir()
-    pid_file = work / "child.pid"
-    command = "sleep 60 & echo $! > child.pid; wait"
+    pid_file = tmp_path / "child.pid"  # outside the workspace: the task edits its own copy
+    command = f"sleep 60 & echo $! > {pid_file}; wait"
     scripted.script("planner", plan(task("long", tools=["shell"])))
     scripted.script(
         "worker",
