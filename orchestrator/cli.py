@@ -189,6 +189,11 @@ def _parser() -> argparse.ArgumentParser:
     runs_list = runs_sub.add_parser("list")
     runs_list.add_argument("--workdir", default=".")
     runs_list.set_defaults(func=_cmd_runs_list)
+    gc = runs_sub.add_parser(
+        "gc", help="remove workspace copies that stopped runs left behind (not of running runs)"
+    )
+    gc.add_argument("--workdir", default=".")
+    gc.set_defaults(func=_cmd_runs_gc)
     show = runs_sub.add_parser("show")
     show.add_argument("run_id")
     show.add_argument("--workdir", default=".")
@@ -412,6 +417,29 @@ def _cmd_runs_list(args: argparse.Namespace) -> int:
         cost = "-" if row.cost_usd is None else f"${row.cost_usd:.4f}"
         print(f"{row.run_id}  {row.status:<9} {cost:>10}  {row.goal[:70]}")
     store.close()
+    return 0
+
+
+def _cmd_runs_gc(args: argparse.Namespace) -> int:
+    """Remove the task copies of every run that is not running (crashed runs leave theirs)."""
+    from .store import RunStore
+    from .workspaces import Workspaces
+
+    root = _run_root(args.workdir)
+    if not root.is_dir():
+        print(f"no runs under {root}")
+        return 0
+    store = RunStore(root)
+    try:
+        stopped = [r for r in store.list_runs(limit=1_000_000) if r.status != "running"]
+    finally:
+        store.close()
+    removed = 0
+    for row in stopped:
+        ws = Path(row.run_dir) / "ws"
+        if ws.is_dir():
+            removed += anyio.run(Workspaces.gc, ws)
+    print(f"removed {removed} workspace cop{'y' if removed == 1 else 'ies'} of {len(stopped)} runs")
     return 0
 
 

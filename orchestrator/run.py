@@ -191,6 +191,8 @@ class Engine:
                 ledger=state.ledger.copy(),
             )
             root = workdir or Path(state.workdir)
+            if first is None and self.config.isolation:  # the stopped process's copies
+                await Workspaces.gc(run_dir / "ws")
             run = _Run(
                 run_id=run_id,
                 workdir=root,

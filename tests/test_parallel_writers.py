@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sqlite3
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -144,3 +146,83 @@ async def test_parallel_writers_merge_disjoint_edits_and_resolve_every_overlap(
     assert {m.task_id for m in watch.merges} >= {TaskId(f"t{i}") for i in range(1, 9)} | resolves
     leftovers = list((Path(result.run_dir or "") / "ws" / "tasks").glob("*"))
     assert leftovers == []
+
+
+def _git(work: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(work), *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.timeout(60)
+async def test_parallel_writers_leave_a_git_repository_history_untouched(tmp_path: Path) -> None:
+    """Merges land in the working tree; the repo's branch, history and worktrees stay as they
+    were (the run's own commits live in its private store under the run directory)."""
+    work = tmp_path / "repo"
+    work.mkdir()
+    _seed(work)
+    _git(work, "init", "-q", "-b", "main")
+    _git(work, "-c", "user.name=u", "-c", "user.email=u@x", "add", "-A")
+    _git(work, "-c", "user.name=u", "-c", "user.email=u@x", "commit", "-q", "-m", "seed")
+    before = (_git(work, "log", "--format=%H"), _git(work, "branch", "--list"))
+    model = ScriptedModel()
+    writers = [task(f"t{i}", tools=["apply_patch"]) for i in range(1, 5)]  # disjoint lines
+    model.script("planner", plan(*writers))
+    model.respond("worker", _worker(work))
+    model.respond("reviewer", accept_all).respond("synthesizer", answer)
+    eng = engine(model, tmp_path, tools=[ApplyPatchTool(), *file_tools()])
+    result = await eng.run("edit", workdir=work)
+    assert result.status == "completed"
+    assert (_git(work, "log", "--format=%H"), _git(work, "branch", "--list")) == before
+    assert _git(work, "worktree", "list").count("\n") == 1
+    status = sorted(line.split()[-1] for line in _git(work, "status", "--porcelain").splitlines())
+    assert status == list(FILES)  # the merged edits, left for the user to review and commit
+    text = (work / "f1.txt").read_text()
+    assert all(f"edited by t{i}" in text for i in range(1, 5))
+
+
+def _cut_after(run_dir: Path, kind: str, task_id: str) -> None:
+    """Leave the journal as a kill right after that event would have (a prefix of it)."""
+    db = sqlite3.connect(run_dir / "journal.sqlite3")
+    with db:
+        seq = next(
+            seq
+            for seq, k, body in db.execute("SELECT seq, kind, body FROM events ORDER BY seq")
+            if k == kind and json.loads(body)["task_id"] == task_id
+        )
+        db.execute("DELETE FROM events WHERE seq > ?", (seq,))
+    db.close()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("written", [False, True], ids=["before-writing", "after-writing"])
+async def test_parallel_writers_a_merge_cut_by_a_crash_lands_exactly_once(
+    tmp_path: Path, written: bool
+) -> None:
+    """Killed between a task's acceptance and the end of its merge, a resumed run merges it
+    again: the change is in the tree once, and the task is not run again."""
+    work = tmp_path / "ws"
+    work.mkdir()
+    _seed(work)
+    seeded = _tree(work)
+
+    def first_run() -> ScriptedModel:
+        model = ScriptedModel()
+        model.script("planner", plan(task("t1", tools=["apply_patch"]), task("after", "t1")))
+        model.respond("worker", _worker(work))
+        return model.respond("reviewer", accept_all).respond("synthesizer", answer)
+
+    tools = [ApplyPatchTool(), *file_tools()]
+    done = await engine(first_run(), tmp_path, tools=tools).run("edit", workdir=work)
+    run_dir = Path(done.run_dir or "")
+    _cut_after(run_dir, "merge_started", "t1")
+    if not written:
+        for name, text in seeded.items():
+            (work / name).write_text(text)
+    resumed_model = ScriptedModel().respond("worker", _worker(work))
+    resumed_model.respond("reviewer", accept_all).respond("synthesizer", answer)
+    result = await engine(resumed_model, tmp_path, tools=tools).resume(done.run_id)
+    assert result.status == "completed"
+    assert resumed_model.calls_for("worker", "t1") == []
+    for name in FILES:
+        assert (work / name).read_text().count("edited by t1") == 1
