@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from orchestrator.events import Event, MergeStarted, ToolCalled, WorkspaceMerged
-from orchestrator.llm import ModelReply, ModelRequest
+from orchestrator.llm import ModelReply, ModelRequest, ToolCall, ToolDefinition, ToolKind
 from orchestrator.models import Limits, Succeeded, TaskId
 from orchestrator.testing import ScriptedModel, tool_call
+from orchestrator.toolkit import ToolContext, ToolOutput
 from orchestrator.tools.apply_patch import ApplyPatchTool
 from orchestrator.tools.files import file_tools
 
@@ -80,6 +81,25 @@ class _Watch:
             self.violations.append(f"main tree changed outside a merge before {event.call_id}")
 
 
+class _WhereWritten:
+    """apply_patch, recording the workspace each call wrote to (each task's must be its own)."""
+
+    def __init__(self) -> None:
+        self._tool = ApplyPatchTool()
+        self.places: dict[str, set[Path]] = {}
+
+    @property
+    def name(self) -> str:
+        return self._tool.name
+
+    def definition(self, *, native: frozenset[ToolKind]) -> ToolDefinition:
+        return self._tool.definition(native=native)
+
+    async def __call__(self, call: ToolCall, ctx: ToolContext) -> ToolOutput:
+        self.places.setdefault(ctx.task_id, set()).add(ctx.workdir)
+        return await self._tool(call, ctx)
+
+
 def _worker(work: Path):
     def respond(request: ModelRequest) -> ModelReply:
         tid = request.task_id or ""
@@ -126,16 +146,20 @@ async def test_parallel_writers_merge_disjoint_edits_and_resolve_every_overlap(
     model.script("planner", plan(*writers, task("after", *(f"t{i}" for i in range(1, 9)))))
     model.respond("worker", _worker(work))
     model.respond("reviewer", accept_all).respond("synthesizer", answer)
+    patcher = _WhereWritten()
     eng = engine(
         model,
         tmp_path,
-        tools=[ApplyPatchTool(), *file_tools()],
+        tools=[patcher, *file_tools()],
         sinks=[watch],
         limits=Limits(max_parallel=WRITERS),
     )
     result = await eng.run("edit the three files", workdir=work)
     assert result.status == "completed", result
     assert watch.violations == []
+    copies = Path(result.run_dir or "") / "ws" / "tasks"
+    for tid, places in patcher.places.items():  # each wrote only in its own copy
+        assert places == {copies / tid}, (tid, places)
     conflicted = {m.task_id for m in watch.merges if m.conflicts}
     assert len(conflicted) == 4  # one of each overlapping pair, whichever merged second
     resolves = {TaskId(f"{t}-resolve1") for t in conflicted}
