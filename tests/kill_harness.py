@@ -15,6 +15,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -43,7 +44,10 @@ KillPoint = Literal[
     "review",
     "after_patch_review",
     "final_answer",
+    "mid_merge",
 ]
+"""mid_merge: the patcher was accepted and its copy is being merged into the main tree (a `git`
+shim on PATH holds the merge's checkout: deletions done, files not yet written)."""
 KILL_POINTS: tuple[KillPoint, ...] = (
     "planning",
     "mid_stream",
@@ -95,6 +99,20 @@ class KillSwitch:
 
     def arm(self, pid: int) -> None:
         self.pid, self.armed = pid, True
+
+    def watch(self, marker: Path) -> threading.Thread:
+        """Fire when the `git` shim marks the merge it holds (mid_merge)."""
+
+        def poll() -> None:
+            while not self.dead.is_set():
+                if marker.exists():
+                    self._fire()
+                    return
+                time.sleep(0.005)
+
+        thread = threading.Thread(target=poll, daemon=True)
+        thread.start()
+        return thread
 
     def on_request(self, call: ApiCall, role: str | None) -> None:
         if self.armed and self._reached(call, role):
@@ -172,8 +190,10 @@ class CliRun:
     wall_s: float
 
 
-def cli_env() -> dict[str, str]:
+def cli_env(path_prefix: Path | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ORCH_"))}
+    if path_prefix is not None:
+        env["PATH"] = f"{path_prefix}{os.pathsep}{env.get('PATH', '')}"
     return env | {
         "OPENAI_API_KEY": TEST_KEY,
         "ORCH_JOURNAL_VERIFY": "1",
@@ -189,7 +209,12 @@ def backend_args(base_url: str, shape: KillShape) -> tuple[str, ...]:
 
 
 def run_cli(
-    args: Sequence[str], workdir: Path, logs: Path, *, switch: KillSwitch | None = None
+    args: Sequence[str],
+    workdir: Path,
+    logs: Path,
+    *,
+    switch: KillSwitch | None = None,
+    path_prefix: Path | None = None,
 ) -> CliRun:
     """Run `orchestrator <args>` in `workdir`, stdout/stderr to `logs`.{out,err}; with `switch`,
     arm it with the process id (the switch may SIGKILL it)."""
@@ -200,11 +225,13 @@ def run_cli(
             [sys.executable, "-m", "orchestrator.cli", *args],
             stdout=stdout,
             stderr=stderr,
-            env=cli_env(),
+            env=cli_env(path_prefix),
             cwd=workdir,
         )
         if switch is not None:
             switch.arm(proc.pid)
+            if path_prefix is not None:
+                switch.watch(path_prefix / "merge.marker")
         try:
             code = proc.wait(RUN_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -412,7 +439,8 @@ def run_case(point: KillPoint, tmp: Path, base: Baseline, *, review: Review = "a
     with serving(model, switch) as srv:
         backend = (*backend_args(srv.base_url, shape), "--review", review)
         args = ("run", GOAL, "--workdir", str(work), *backend, "--json")
-        killed = run_cli(args, work, tmp / "killed", switch=switch)
+        shim = git_shim(tmp / "shim") if point == "mid_merge" else None
+        killed = run_cli(args, work, tmp / "killed", switch=switch, path_prefix=shim)
         report.killed_rc = killed.returncode
         report.problems += stderr_problems(killed.stderr, "killed run")
         if not switch.fired.is_set():
@@ -434,6 +462,26 @@ def run_case(point: KillPoint, tmp: Path, base: Baseline, *, review: Review = "a
     return report
 
 
+def git_shim(where: Path) -> Path:
+    """A `git` that holds the merge's write into the main tree (it marks that it got there, then
+    waits to be killed with its orchestrator); every other git command runs as usual."""
+    real = shutil.which("git")
+    assert real is not None
+    where.mkdir(parents=True, exist_ok=True)
+    shim = where / "git"
+    shim.write_text(
+        "#!/bin/sh\n"
+        'for a in "$@"; do\n'
+        '  if [ "$a" = "--pathspec-from-file=-" ]; then\n'
+        f'    touch "{where / "merge.marker"}"; sleep 30; exit 1\n'
+        "  fi\n"
+        "done\n"
+        f'exec "{real}" "$@"\n'
+    )
+    shim.chmod(0o755)
+    return where
+
+
 def point_problems(point: KillPoint, journal: JournalView, shape: KillShape) -> list[str]:
     """Harness checks: the journal at the kill shows the run was where `point` says. (Events
     that decide nothing may still be buffered at a kill: a cut stream can leave no task_planned.)"""
@@ -444,6 +492,7 @@ def point_problems(point: KillPoint, journal: JournalView, shape: KillShape) -> 
         "patch_mid_attempt": "patch_applied" in journal.kinds
         and shape.patcher not in journal.succeeded,
         "final_answer": len(journal.succeeded) == shape.n_tasks,
+        "mid_merge": "merge_started" in journal.kinds and shape.patcher not in journal.succeeded,
     }
     if expected.get(point, True):
         return []

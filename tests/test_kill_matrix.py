@@ -29,6 +29,9 @@ POINTS: tuple[KillPoint, ...] = (
 CASES: list[tuple[KillPoint, int, Review]] = [
     *((point, seed, "all") for point in POINTS for seed in SEEDS),
     ("patch_mid_attempt", 1, "all"),
+    # Killed between the patcher's acceptance and the end of its merge into the main tree.
+    ("mid_merge", 1, "all"),
+    ("mid_merge", 2, "all"),
     # Without review tasks succeed while the plan still streams: the cut plan is asked for again
     # and the tasks that succeeded are kept (for seed 1 the patcher is among them).
     ("mid_stream", 1, "none"),
