@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
+from .budget import Hold, Reservations
 from .errors import (
     BudgetExceededError,
     ModelAPIError,
@@ -122,33 +123,41 @@ class Gateway:
         self._throttle = throttle or Throttle(RetryPolicy(), ceiling=parallel)
         self._limiter = anyio.CapacityLimiter(parallel)
         self.ledger = ledger or Ledger()
+        self._reserved = Reservations()
+        """Worst cases of the calls in flight, held against the budgets until they end."""
         """What the budgets are checked against (a resumed run's starts from its journal)."""
 
     @property
     def capabilities(self) -> ModelCapabilities:
         return self._client.capabilities
 
-    def _check_budget(self) -> None:
-        limits, ledger = self._limits, self.ledger
-        if limits.max_model_calls is not None and ledger.calls >= limits.max_model_calls:
-            raise BudgetExceededError(f"model call limit reached ({limits.max_model_calls})")
-        if limits.max_cost_usd is not None and ledger.total.cost_usd >= limits.max_cost_usd:
-            raise BudgetExceededError(
-                f"cost limit reached: ${ledger.total.cost_usd:.4f} of ${limits.max_cost_usd:.4f}"
-            )
-        tokens = ledger.total.tokens.total_tokens
-        if limits.max_total_tokens is not None and tokens >= limits.max_total_tokens:
-            raise BudgetExceededError(
-                f"token limit reached ({tokens} of {limits.max_total_tokens})"
-            )
+    def _reserve(self, request: ModelRequest) -> Hold:
+        """Hold the call's worst case against every budget, or refuse to start it.
+
+        Raises:
+            BudgetExceededError: what is spent, plus what calls in flight may still spend, plus
+                this call's worst case would pass a limit.
+        """
+        tokens_in = estimate_input_tokens(request)
+        tokens_out = request.max_output_tokens or self._limits.reserve_output_tokens
+        worst = TokenUsage(input_tokens=tokens_in, output_tokens=tokens_out)
+        hold = Hold(
+            tokens=tokens_in + tokens_out, cost_usd=self._prices.cost(request.model, worst).cost_usd
+        )
+        refusal = self._reserved.refusal(self._limits, self.ledger, hold)
+        if refusal is not None:
+            raise BudgetExceededError(refusal)
+        self._reserved.take(hold)
+        return hold
 
     async def complete(self, request: ModelRequest) -> ModelReply:
-        self._check_budget()
+        hold = self._reserve(request)
         call = _Call(request=request)
         try:
             return await self._complete(call)
         finally:
             self._abandoned(call)
+            self._reserved.release(hold)
 
     async def _complete(self, call: _Call) -> ModelReply:
         request = call.request
@@ -177,7 +186,7 @@ class Gateway:
         if not (isinstance(self._client, StreamingModelClient) and self.capabilities.streaming):
             yield ReplyDone(reply=await self.complete(request))
             return
-        self._check_budget()
+        hold = self._reserve(request)
         call = _Call(request=request)
         try:
             while not call.settled:
@@ -203,6 +212,7 @@ class Gateway:
                 await _wait(delay)
         finally:
             self._abandoned(call)
+            self._reserved.release(hold)
 
     def _slot(self, request: ModelRequest) -> _Slot:
         return _Slot(self._throttle, self._limiter, request)

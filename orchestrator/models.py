@@ -227,6 +227,9 @@ class Limits:
     max_cost_usd: float | None = None
     max_total_tokens: int | None = None
     max_model_calls: int | None = None
+    reserve_output_tokens: int = 4_096
+    """A call's output reserved against the budgets when its request sets no
+    `max_output_tokens` (the budgets hold a call's worst case before it starts)."""
     max_dep_output_chars: int = 8_000
     """Per dependency, how much of its outputs a dependent sees."""
     outage_grace_s: float = 300.0
