@@ -22,6 +22,7 @@ from .attempts import RunSetup
 from .engine_options import EngineConfig as EngineConfig
 from .errors import (
     BudgetExceededError,
+    ConfigError,
     JournalError,
     ModelError,
     PlanValidationError,
@@ -134,6 +135,7 @@ class Engine:
             PlanValidationError: the planner could not produce a valid plan within the repairs.
             RunAbortedError: an unexpected error stopped the run; `.result` is the partial result.
         """
+        self._check_prices()
         run_id = RunId(self._new_run_id())
         root = Path(workdir).resolve()  # noqa: ASYNC240 - one stat at the start of a run
         started = RunStarted(
@@ -152,6 +154,7 @@ class Engine:
 
         A completed run is returned as it is. Raises `JournalError` when there is no such run.
         """
+        self._check_prices()
         run_dir = Path(self.config.run_root) / run_id
         if not (run_dir / JOURNAL_FILE).is_file():
             raise JournalError(
@@ -211,6 +214,25 @@ class Engine:
         finally:
             journal.close()
             store.close()
+
+    def _check_prices(self) -> None:
+        """A cost budget must see every tier's spend: an unpriced model would count as free.
+
+        Raises:
+            ConfigError: `max_cost_usd` is set and a model of the ladder has no price.
+        """
+        if self.config.limits.max_cost_usd is None:
+            return
+        unpriced = [
+            t.model for t in self.config.ladder if self.config.prices.lookup(t.model) is None
+        ]
+        if unpriced:
+            names = ", ".join(unpriced)
+            raise ConfigError(
+                f"max_cost_usd is set but {names} has no price, so its spend would count as $0: "
+                f"price it (prices=PriceTable.default(**{{{unpriced[0]!r}: Price(input=..., "
+                "cached_input=..., output=...)}}), USD per 1M tokens) or use a priced model"
+            )
 
     def _workspaces(self, root: Path, run_dir: Path) -> Workspaces | None:
         """Per-task copies when isolation is on and git is there to keep their bases."""

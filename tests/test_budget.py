@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import anyio
 import pytest
 
 from orchestrator.budget import Hold, Reservations
-from orchestrator.errors import BudgetExceededError
+from orchestrator.errors import BudgetExceededError, ConfigError
 from orchestrator.gateway import Gateway
 from orchestrator.ledger import Ledger
 from orchestrator.llm import ModelReply, ModelRequest, UserMessage
@@ -17,6 +18,8 @@ from orchestrator.pricing import PriceTable
 from orchestrator.retry import RetryPolicy
 from orchestrator.testing import RecordingSink, ScriptedModel
 from orchestrator.throttle import Throttle
+
+from .helpers import engine
 
 PRICES = PriceTable.default()
 MODEL = "gpt-5.4-mini"
@@ -108,3 +111,13 @@ async def test_budget_never_overshoots_under_64_concurrent_calls() -> None:
     `max_model_calls=N` makes exactly min(64, N) calls."""
     for seed in range(1_000):
         await _one_run(seed)
+
+
+async def test_a_cost_budget_with_an_unpriced_model_fails_at_start(tmp_path: Path) -> None:
+    """gpt-5.5 (the default top tier) has no default price: its spend would count as $0."""
+    model = ScriptedModel()
+    eng = engine(model, tmp_path, limits=Limits(max_cost_usd=1.0))
+    with pytest.raises(ConfigError, match=r"gpt-5\.5 has no price.*PriceTable\.default"):
+        await eng.run("g")
+    assert model.calls == []
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").glob("*/journal*"))
