@@ -231,7 +231,7 @@ class Engine:
             raise ConfigError(
                 f"max_cost_usd is set but {names} has no price, so its spend would count as $0: "
                 f"price it (prices=PriceTable.default(**{{{unpriced[0]!r}: Price(input=..., "
-                "cached_input=..., output=...)}}), USD per 1M tokens) or use a priced model"
+                "cached_input=..., output=...)}), USD per 1M tokens) or use a priced model"
             )
 
     def _workspaces(self, root: Path, run_dir: Path) -> Workspaces | None:
