@@ -13,7 +13,6 @@ import argparse
 import datetime
 import platform
 import statistics
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -22,11 +21,13 @@ from typing import Literal
 
 import anyio
 
+from bench.sections import head_commit, write_section
 from tests.fault_plan import ALL_KINDS, FaultKind
 
 from .fault_cell import Cell, CellResult, run_cell
 
 RESULTS = Path(__file__).parent / "results"
+_HEADING = "# Fault matrix (issue 9)\n\nWritten by `python -m bench.fault_matrix`."
 _COLUMNS = (
     "tasks",
     "api",
@@ -125,7 +126,7 @@ def section(label: str, args: argparse.Namespace, results: Sequence[CellResult])
     notes = [
         f"## {label}",
         "",
-        f"{when}; engine at `{_commit()}`; Python {platform.python_version()}; "
+        f"{when}; engine at `{head_commit()}`; Python {platform.python_version()}; "
         f"{len(results)} cells. Fault kinds, drawn uniformly: {kinds}; "
         f"server latency {args.latency * 1000:.0f} ms per reply; client timeout {args.timeout:g} s "
         f"(the cost of a `hang`); 429s carry Retry-After {args.retry_after:g} s; "
@@ -139,38 +140,6 @@ def section(label: str, args: argparse.Namespace, results: Sequence[CellResult])
     if errors:
         notes += ["", f"**The responder raised {errors} time(s): a harness bug, not a fault.**"]
     return "\n".join(notes) + "\n"
-
-
-def write(path: Path, label: str, text: str) -> None:
-    """Put `text` into `path` as the section for `label`, replacing an older one."""
-    start, end = f"<!-- section: {label} -->", f"<!-- end: {label} -->"
-    block = f"{start}\n{text}{end}\n"
-    if not path.exists():
-        path.write_text(
-            f"# Fault matrix (issue 9)\n\nWritten by `python -m bench.fault_matrix`.\n\n{block}"
-        )
-        return
-    old = path.read_text()
-    if start in old and end in old:
-        head, rest = old.split(start, 1)
-        _, tail = rest.split(end, 1)
-        path.write_text(head + block + tail.lstrip("\n"))
-    else:
-        path.write_text(old.rstrip("\n") + "\n\n" + block)
-
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    return out.stdout.strip()
 
 
 async def main_async(args: argparse.Namespace) -> list[CellResult]:
@@ -211,7 +180,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.sizes = args.sizes or ([200] if args.quick else [200, 1000])
     args.rates = args.rates or ([0.0, 0.2] if args.quick else [0.0, 0.1, 0.2])
     args.seeds = args.seeds or ([1] if args.quick else [1, 2, 3])
-    args.label = args.label or f"{_commit()} ({'quick' if args.quick else 'full'})"
+    args.label = args.label or f"{head_commit()} ({'quick' if args.quick else 'full'})"
     return args
 
 
@@ -221,7 +190,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     text = section(args.label, args, results)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    write(args.out, args.label, text)
+    write_section(
+        args.out,
+        args.label,
+        text,
+        heading=_HEADING,
+    )
 
 
 def _ints(text: str) -> list[int]:

@@ -16,12 +16,12 @@ import argparse
 import datetime
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.sections import head_commit, write_section
 from tests.kill_harness import (
     KILL_POINTS,
     Baseline,
@@ -33,6 +33,7 @@ from tests.kill_harness import (
 )
 
 RESULTS = Path(__file__).parent / "results"
+_HEADING = "# Kill matrix (issue 10)\n\nWritten by `python -m bench.kill_matrix`."
 _COLUMNS = (
     "point",
     "seed",
@@ -95,7 +96,7 @@ def section(label: str, reports: Sequence[tuple[KillReport, Baseline]]) -> str:
         [
             f"## {label}",
             "",
-            f"{when}; engine at `{_commit()}`; Python {platform.python_version()}; "
+            f"{when}; engine at `{head_commit()}`; Python {platform.python_version()}; "
             f"{len(reports)} cases; chat API; review on (but in the rows marked review none); "
             "streaming planner; ORCH_JOURNAL_VERIFY=1 in every process.",
             "",
@@ -107,38 +108,6 @@ def section(label: str, reports: Sequence[tuple[KillReport, Baseline]]) -> str:
             "",
         ]
     )
-
-
-def write(path: Path, label: str, text: str) -> None:
-    """Put `text` into `path` as the section for `label`, replacing an older one."""
-    start, end = f"<!-- section: {label} -->", f"<!-- end: {label} -->"
-    block = f"{start}\n{text}{end}\n"
-    if not path.exists():
-        path.write_text(
-            f"# Kill matrix (issue 10)\n\nWritten by `python -m bench.kill_matrix`.\n\n{block}"
-        )
-        return
-    old = path.read_text()
-    if start in old and end in old:
-        head, rest = old.split(start, 1)
-        _, tail = rest.split(end, 1)
-        path.write_text(head + block + tail.lstrip("\n"))
-    else:
-        path.write_text(old.rstrip("\n") + "\n\n" + block)
-
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    return out.stdout.strip()
 
 
 def run_matrix(args: argparse.Namespace, root: Path) -> list[tuple[KillReport, Baseline]]:
@@ -188,7 +157,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=RESULTS / "kill_matrix.md")
     args = parser.parse_args(argv)
     args.seeds = args.seeds or ([1] if args.quick else [1, 2, 3, 4, 5])
-    args.label = args.label or f"{_commit()} ({'quick' if args.quick else 'full'})"
+    args.label = args.label or f"{head_commit()} ({'quick' if args.quick else 'full'})"
     return args
 
 
@@ -205,7 +174,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = section(args.label, reports)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    write(args.out, args.label, text)
+    write_section(
+        args.out,
+        args.label,
+        text,
+        heading=_HEADING,
+    )
     return 0 if all(not r.problems for r, _ in reports) else 1
 
 
