@@ -24,7 +24,7 @@ import time
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_args
 
 from .engine_model import EngineModel
 from .fault_openai import ApiCall
@@ -48,20 +48,8 @@ KillPoint = Literal[
 ]
 """mid_merge: the patcher was accepted and its copy is being merged into the main tree (a `git`
 shim on PATH holds the merge's checkout: deletions done, files not yet written)."""
-KILL_POINTS: tuple[KillPoint, ...] = (
-    "planning",
-    "mid_stream",
-    "first_task",
-    "pct10",
-    "pct30",
-    "pct50",
-    "pct70",
-    "pct90",
-    "patch_mid_attempt",
-    "review",
-    "after_patch_review",
-    "final_answer",
-)
+KILL_POINTS: tuple[KillPoint, ...] = tuple(p for p in get_args(KillPoint) if p != "mid_merge")
+"""The bench's twelve points (mid_merge needs its git shim and runs in the tests only)."""
 TEST_KEY = "sk-test-kill-0123456789abcdef"
 MODELS = "mini-m,base-m,top-m"
 RUN_TIMEOUT_S = 40.0
