@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -153,3 +155,35 @@ def test_report_renders_every_target() -> None:
     assert all(t.line() in text for t in found)
     assert all(f"| {w.name} |" in text for w in TINY)
     assert planned_bounds(TINY[0])["critical_path_s"] == pytest.approx(0.05)
+
+
+def test_budget_overshoot_tiny_mode_writes_a_section(tmp_path: Path) -> None:
+    """bench/budget_overshoot.py on the working tree alone: every cell measured and written."""
+    from bench.budget_overshoot import main
+
+    out = tmp_path / "budget_overshoot.md"
+    main(["--tiny", "--out", str(out), "--label", "tiny"])
+    text = out.read_text()
+    assert text.count("<!-- section: tiny -->") == 1
+    for kind in ("cost", "tokens", "calls"):
+        assert f"| {kind} | 8 | 3 |" in text
+
+
+@pytest.mark.timeout(60)
+def test_budget_overshoot_measures_another_commit_in_a_worktree() -> None:
+    """The before side: the script copied into a `git worktree` of a commit, run there, removed."""
+    from bench.budget_overshoot import Elsewhere
+
+    repo = Path(__file__).resolve().parent.parent
+    if subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True).returncode:
+        pytest.skip("not a git checkout")
+    remote = Elsewhere("HEAD", runs=2, widths=[8])
+    try:
+        side = remote.result()
+    finally:
+        remote.close()
+    assert [(c.kind, len(c.samples)) for c in side.cells] == [
+        ("cost", 2), ("tokens", 2), ("calls", 2),
+    ]
+    assert "budget_overshoot_" in side.checkout  # measured in the worktree, not here
+    assert side.reserve_field
