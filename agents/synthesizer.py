@@ -59,7 +59,13 @@ class AnswerSynthesizer:
 
 def render_request(request: SynthesisRequest) -> str:
     """The goal, then every task in plan order with its result; results outside the plan last."""
-    sections = [f"Goal:\n{request.goal.strip()}", "Task results, in plan order:"]
+    sections = [f"Goal:\n{request.goal.strip()}"]
+    if request.stopped:
+        sections.append(
+            f"The run stopped before every task ran ({request.stopped}). Say plainly which "
+            "parts of the goal were not done."
+        )
+    sections.append("Task results, in plan order:")
     planned: set[TaskId] = set()
     for task in request.plan.tasks:
         planned.add(task.id)

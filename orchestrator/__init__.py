@@ -33,6 +33,15 @@ from .models import Succeeded as Succeeded
 from .models import TaskSpec as TaskSpec
 from .models import TierSpec as TierSpec
 from .models import Unreviewed as Unreviewed
+from .preview import Accept as Accept
+from .preview import CostRange as CostRange
+from .preview import EditPlan as EditPlan
+from .preview import OnPlan as OnPlan
+from .preview import PlanDecision as PlanDecision
+from .preview import PlanEstimate as PlanEstimate
+from .preview import PlanPreview as PlanPreview
+from .preview import Refuse as Refuse
+from .preview import TaskEstimate as TaskEstimate
 from .pricing import Price as Price
 from .pricing import PriceTable as PriceTable
 from .retry import RetryPolicy as RetryPolicy
@@ -48,8 +57,11 @@ from .tools.base import tool as tool
 
 __all__ = (
     "DEFAULT_LADDER",
+    "Accept",
     "BudgetExceededError",
     "ConfigError",
+    "CostRange",
+    "EditPlan",
     "Engine",
     "EngineConfig",
     "EscalationPolicy",
@@ -65,15 +77,20 @@ __all__ = (
     "ModelReply",
     "ModelRequest",
     "ModelTimeoutError",
+    "OnPlan",
     "Orchestrator",
     "OrchestratorError",
     "PatchError",
     "PathEscapeError",
     "Plan",
+    "PlanDecision",
+    "PlanEstimate",
+    "PlanPreview",
     "PlanValidationError",
     "Price",
     "PriceTable",
     "RateLimit",
+    "Refuse",
     "RetryPolicy",
     "RoleOptions",
     "RunAbortedError",
@@ -81,6 +98,7 @@ __all__ = (
     "Settings",
     "Skipped",
     "Succeeded",
+    "TaskEstimate",
     "TaskSpec",
     "TierSpec",
     "Tool",

@@ -16,7 +16,8 @@ from .engine_options import RoleOptions
 from .escalation import EscalationPolicy
 from .events import EventSink
 from .llm import ModelClient
-from .models import DEFAULT_LADDER, Limits, RunResult, TierSpec
+from .models import DEFAULT_LADDER, Limits, Plan, RunResult, TierSpec
+from .preview import OnPlan, PlanPreview
 from .pricing import PriceTable
 from .retry import RetryPolicy
 from .roles import Planner, Reviewer, Synthesizer, Worker
@@ -36,6 +37,7 @@ class Orchestrator:
     environment): OPENAI_API_KEY → OpenAI, a base URL → any OpenAI-compatible server, neither →
     the embedded local model. The built-in shell tool and acceptance checks are sandboxed unless
     `settings.shell_sandbox` (ORCH_SHELL_SANDBOX) is "off"; that is read here, at construction.
+    With `on_plan`, each run's plan is previewed (`PlanPreview`) and waits for its decision.
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class Orchestrator:
         role_options: RoleOptions | None = None,
         retry: RetryPolicy | None = None,
         rate_limits: Mapping[str, RateLimit] | None = None,
+        on_plan: OnPlan | None = None,
     ) -> None:
         from .tools.registry import ToolRegistry
 
@@ -81,6 +84,7 @@ class Orchestrator:
         self._review: Literal["all", "none"] = review
         self._sinks = tuple(sinks)
         self._approve = approve
+        self._on_plan = on_plan
         self._roles = (planner, worker, reviewer, synthesizer)
         self._role_options = role_options
         self._retry = retry or RetryPolicy()
@@ -91,19 +95,39 @@ class Orchestrator:
         self.notice: str | None = None
         """What the backend wants the user told (e.g. that the embedded model is a toy)."""
 
-    async def run(self, goal: str, *, context: str = "") -> RunResult:
-        """Run one goal end to end and return its result (partial if it was cancelled)."""
+    async def run(self, goal: str, *, context: str = "", plan: Plan | None = None) -> RunResult:
+        """Run one goal end to end and return its result (partial if it was cancelled).
+
+        With `plan` (e.g. `plan(goal)`'s preview's) the planner is not asked again.
+        """
         settings = self._settings or Settings.from_env()
         if self._client is not None:
             ladder = self._ladder or DEFAULT_LADDER
             engine = self._engine(self._client, ladder, self._role_options, settings)
-            return await self._run(engine, goal, context)
+            return await self._run(engine, goal, context, plan)
         async with open_backend(settings) as backend:
             self.notice = backend.notice
             options = self._role_options or backend.role_options
             ladder = self._ladder or backend.ladder
             engine = self._engine(backend.client, ladder, options, settings)
-            return await self._run(engine, goal, context)
+            return await self._run(engine, goal, context, plan)
+
+    async def plan(self, goal: str, *, context: str = "") -> PlanPreview:
+        """Plan `goal` and estimate what running it may cost; no task runs, nothing is saved.
+
+        Raises `PlanValidationError` when the planner gives no valid plan within the repairs.
+        """
+        settings = self._settings or Settings.from_env()
+        if self._client is not None:
+            ladder = self._ladder or DEFAULT_LADDER
+            engine = self._engine(self._client, ladder, self._role_options, settings)
+            return await engine.plan(goal, workdir=self.workdir, context=context)
+        async with open_backend(settings) as backend:
+            self.notice = backend.notice
+            options = self._role_options or backend.role_options
+            ladder = self._ladder or backend.ladder
+            engine = self._engine(backend.client, ladder, options, settings)
+            return await engine.plan(goal, workdir=self.workdir, context=context)
 
     async def resume(self, run_id: str) -> RunResult:
         """Continue an interrupted (or cancelled) run from its journal and return its result.
@@ -124,8 +148,11 @@ class Orchestrator:
             engine = self._engine(backend.client, ladder, options, settings)
             return await self._serve(engine, engine.resume(run_id))
 
-    async def _run(self, engine: Engine, goal: str, context: str) -> RunResult:
-        return await self._serve(engine, engine.run(goal, workdir=self.workdir, context=context))
+    async def _run(
+        self, engine: Engine, goal: str, context: str, plan: Plan | None = None
+    ) -> RunResult:
+        work = engine.run(goal, workdir=self.workdir, context=context, plan=plan)
+        return await self._serve(engine, work)
 
     async def _serve(self, engine: Engine, work: Coroutine[Any, Any, RunResult]) -> RunResult:
         self._engines.append(engine)
@@ -189,6 +216,7 @@ class Orchestrator:
             sinks=self._sinks,
             check_runner=functools.partial(shell_check, shell_sandbox=settings.shell_sandbox),
             approve=self._approve,
+            on_plan=self._on_plan,
         )
 
 

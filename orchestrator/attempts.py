@@ -29,6 +29,7 @@ from .models import (
     Limits,
     Plan,
     RunId,
+    StopReason,
     Succeeded,
     TaskId,
     TaskResult,
@@ -129,7 +130,10 @@ class ReviewDone:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BudgetHit:
-    message: str
+    """A run budget refused a call: the run stops starting work."""
+
+    reason: StopReason
+    detail: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -164,8 +168,22 @@ class MergeDone:
     outcome: MergeOutcome
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptCut:
+    """A running attempt was cancelled when a stop's grace ran out."""
+
+    task_id: TaskId
+
+
 Message = (
-    AttemptDone | ReviewDone | BudgetHit | StreamedTask | StreamedPlan | MergeReady | MergeDone
+    AttemptDone
+    | AttemptCut
+    | ReviewDone
+    | BudgetHit
+    | StreamedTask
+    | StreamedPlan
+    | MergeReady
+    | MergeDone
 )
 
 
@@ -193,7 +211,11 @@ async def run_attempt(
             ),
         )
     except BudgetExceededError as exc:
-        return BudgetHit(message=str(exc))
+        if exc.scope == "run":
+            return BudgetHit(reason=exc.reason, detail=str(exc))
+        outcome = Crash(
+            trigger="budget", error=ErrorInfo(type=type(exc).__name__, message=str(exc))
+        )
     except ModelError as exc:
         outcome = crash_of(exc)
     return AttemptDone(

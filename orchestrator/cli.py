@@ -14,8 +14,10 @@ import inspect
 import io
 import logging
 import os
+import shutil
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from contextlib import contextmanager
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import anyio
 
+from .cli_plan import REFUSED, add_plan_flags, approval, plan_only, script_refusal
 from .errors import OrchestratorError, PlanValidationError, RunAbortedError
 from .secrets import Redactor, protect_process_secrets
 from .settings import Settings, secret_variables
@@ -170,6 +173,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("target", help="a goal in quotes, or a path like examples/word_counts.py")
     _backend_arguments(run, workdir_help="the workspace executors may touch")
+    add_plan_flags(run)
     run.set_defaults(func=_cmd_run)
     resume = sub.add_parser(
         "resume",
@@ -230,6 +234,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _cmd_run(args: argparse.Namespace) -> int:
     target = Path(args.target)
     if args.target.endswith(".py"):
+        if (refusal := script_refusal(args)) is not None:
+            print(refusal, file=sys.stderr)
+            return 2
         if not target.is_file():
             print(f"error: no such example script: {target}", file=sys.stderr)
             return 2
@@ -239,15 +246,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .report import ProgressSink
 
     configure_logging(level=logging.INFO if args.verbose else logging.WARNING)
+    refused: list[str] = []
     orch = Orchestrator(
         workdir=args.workdir,
         settings=_settings(args),
         review=args.review,
         sinks=(StructlogSink(),) if args.json else (StructlogSink(), ProgressSink()),
+        on_plan=approval(refused, as_json=args.json) if args.approve else None,
     )
+    if args.plan_only:
+        return plan_only(orch, args.target, as_json=args.json)
 
     run = functools.partial(orch.run, args.target)
-    return _run_with_signals(run, orch.cancel, _printer(orch, as_json=args.json))
+    code = _run_with_signals(run, orch.cancel, _printer(orch, as_json=args.json))
+    if refused and code == 1:  # refusing is an answer, not a failure (see `--approve`)
+        print(REFUSED, file=sys.stderr if args.json else sys.stdout)
+        return 0
+    return code
 
 
 def _printer(orch: Orchestrator, *, as_json: bool) -> Callable[[RunResult], None]:
@@ -410,11 +425,30 @@ def _cmd_tools_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_runs_list(args: argparse.Namespace) -> int:
-    from .store import RunStore
+    """The latest runs; a cost that is not known (unpriced models) shows as such, never as $0."""
+    from .errors import JournalError
+    from .journal import read_state
+    from .models import Usage
+    from .show import listed_cost
+    from .store import RunRow, RunStore
+
+    def usage_of(row: RunRow) -> Usage | None:
+        # The index keeps a bare number; the result knows which models had no price. A run
+        # with no result yet (running, interrupted) has spent what its journal says so far.
+        try:
+            return store.load_result(row.run_id).usage
+        except FileNotFoundError:
+            pass
+        except ValueError:  # a result.json this version cannot read
+            return None
+        try:
+            return read_state(Path(row.run_dir)).ledger.total
+        except JournalError:
+            return None
 
     store = RunStore(_run_root(args.workdir))
     for row in store.list_runs():
-        cost = "-" if row.cost_usd is None else f"${row.cost_usd:.4f}"
+        cost = listed_cost(usage_of(row))
         print(f"{row.run_id}  {row.status:<9} {cost:>10}  {row.goal[:70]}")
     store.close()
     return 0
@@ -444,25 +478,35 @@ def _cmd_runs_gc(args: argparse.Namespace) -> int:
 
 
 def _cmd_runs_show(args: argparse.Namespace) -> int:
+    """A run from its journal, the same way whether it finished, runs or was interrupted."""
+    from .errors import JournalError
+    from .journal import read_state
     from .report import render_result
+    from .show import PLAIN_WIDTH, render_run
     from .store import RunStore
 
     store = RunStore(_run_root(args.workdir))
     try:
-        print(render_result(store.load_result(args.run_id)))
-    except FileNotFoundError:
-        # No result yet: the run is in progress or was interrupted; its journal says how far.
-        from .journal import read_state
-        from .outcome import build_result
-
         row = store.row(args.run_id)
         run_dir = store.root / args.run_id
         if row is None and not run_dir.is_dir():
             print(f"error: no run {args.run_id} under {store.root}", file=sys.stderr)
             return 2
-        status = "interrupted" if row is None or row.status == "interrupted" else "running"
-        state = read_state(run_dir)
-        print(render_result(build_result(state, status=status, ladder=(), run_dir=str(run_dir))))
+        try:
+            state = read_state(run_dir)
+        except JournalError as exc:
+            if not (run_dir / "result.json").is_file():
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            # A run from before runs were journaled: its result is all there is.
+            print(render_result(store.load_result(args.run_id)))
+            return 0
+        running = state.status is None and row is not None and row.status == "running"
+        status = state.status or ("running" if running else "interrupted")
+        tty = sys.stdout.isatty()
+        width = shutil.get_terminal_size().columns if tty else PLAIN_WIDTH
+        now = time.time() if running else None  # tasks still going: their time so far
+        print(render_run(state, status=status, width=width, color=tty, now=now))
         if status == "interrupted":
             print(f"resume it with: orchestrator resume {args.run_id}", file=sys.stderr)
     finally:

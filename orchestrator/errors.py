@@ -26,10 +26,10 @@ Tool *signals* (`ToolRetry`, `ToolFailed`) are not errors and live in `orchestra
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from .models import RunResult, TokenUsage
+    from .models import RunResult, StopReason, TokenUsage
 
 
 class OrchestratorError(Exception):
@@ -155,7 +155,34 @@ class JournalMismatchError(JournalError):
 
 
 class BudgetExceededError(OrchestratorError):
-    """A run limit (cost, tokens, model calls) would be exceeded by the next model call."""
+    """A budget (cost, tokens, model calls) of the run, a tier or a task would be passed by the
+    next model call's worst case, so the call did not start."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        scope: Literal["run", "tier", "task"] = "run",
+        subject: str = "",
+        kind: Literal["cost", "tokens", "calls"] = "cost",
+    ) -> None:
+        super().__init__(message)
+        self.scope = scope
+        """Whose budget: the run's (the run stops), a tier's or a task's (the task fails)."""
+        self.subject = subject
+        """The tier name or task id; empty for the run."""
+        self.kind = kind
+        """Which cap."""
+
+    @property
+    def reason(self) -> StopReason:
+        """The typed stop reason this refusal gives, e.g. `budget: cost`."""
+        reasons: dict[str, StopReason] = {
+            "cost": "budget: cost",
+            "tokens": "budget: tokens",
+            "calls": "budget: calls",
+        }
+        return reasons[self.kind]
 
 
 class RunAbortedError(OrchestratorError):

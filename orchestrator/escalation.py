@@ -17,6 +17,7 @@ Trigger = Literal[
     "review_escalate",
     "fatal_error",
     "outage",
+    "budget",
 ]
 """Why an attempt did not produce an accepted result."""
 
@@ -61,10 +62,11 @@ class EscalationPolicy:
     )
     """Triggers that say the tier is too weak, so retrying it in place is wasted money."""
     never_retry: frozenset[Trigger] = field(
-        default_factory=lambda: frozenset({"fatal_error", "outage"})
+        default_factory=lambda: frozenset({"fatal_error", "outage", "budget"})
     )
-    """Triggers that fail the task at once: a non-retryable API error, a refused request, or an
-    outage that outlasted its grace (the gateway already retried it for that long)."""
+    """Triggers that fail the task at once: a non-retryable API error, a refused request, an
+    outage that outlasted its grace (the gateway already retried it for that long), or the
+    task's or its tier's budget spent (a dearer tier would only spend more)."""
 
     def decide(
         self, trigger: Trigger, *, attempts_at_tier: int, tier_index: int, ladder_len: int

@@ -175,6 +175,8 @@ class TaskSucceeded(_Base):
     tier: str
     attempts: int
     summary: str
+    cost_usd: float = 0.0
+    """What the task's own calls cost, all attempts and tiers (live attribution)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -188,9 +190,11 @@ class TaskFailed(_Base):
     retryable: bool = False
     reason: str = ""
     """Why it was given up (top of the ladder, too many rejections, a terminal error)."""
+    cost_usd: float = 0.0
+    """What the task's own calls cost, all attempts and tiers (spent for nothing)."""
 
 
-SkipCause = Literal["blocked", "cancelled", "budget", "stopped"]
+SkipCause = Literal["blocked", "cancelled", "budget", "stopped", "refused"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -304,10 +308,14 @@ class WorkspaceMerged(_Base):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DispatchStopped(_Base):
-    """No new work starts: the budget ran out, the run was cancelled or the plan failed."""
+    """No new work starts: a run budget ran out, the run was cancelled or its plan refused."""
 
     kind: Literal["dispatch_stopped"] = "dispatch_stopped"
     reason: str
+    """A `StopReason` (`budget: cost`, `cancelled`, ...); journals before it was typed may hold
+    free text, which `stop_reason_of` maps back."""
+    detail: str = ""
+    """The stop in words: which cap, what was spent and reserved."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -336,7 +344,8 @@ class RunFinished(_Base):
     tokens_out: int
     duration_ms: float
     stop_reason: str = ""
-    """Why dispatch stopped early (budget, cancel); empty when the plan ran to its end."""
+    """Why dispatch stopped early, a `StopReason`; empty when the plan ran to its end."""
+    stop_detail: str = ""
 
 
 Event = (

@@ -99,6 +99,10 @@ class TaskRecord:
     """Tool calls of the attempt in progress (what an interrupted attempt had done)."""
     merge: tuple[str, str] | None = None
     """(commit, base) of the accepted copy while it is merged into the main tree."""
+    started_at: float | None = None
+    """When its first attempt started (the run's clock); None until one does."""
+    ended_at: float | None = None
+    """When it reached its terminal phase; None while it has not (or runs again after a resume)."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -122,6 +126,7 @@ class RunState:
     ledger: Ledger = field(default_factory=Ledger)
     patches: dict[tuple[TaskId, str], PatchRecord] = field(default_factory=lambda: {})
     stop_reason: str = ""
+    stop_detail: str = ""
     answer: str | None = None
     status: str | None = None
     """Set by `run_finished`; None while the run is in progress (or was interrupted)."""
@@ -174,15 +179,15 @@ def _run_started(state: RunState, e: RunStarted) -> None:
 def _run_resumed(state: RunState, e: RunResumed) -> None:
     """What the stopped process left in flight starts again; what only the stop ended resumes."""
     state.resumes += 1
-    state.status, state.stop_reason = None, ""
+    state.status, state.stop_reason, state.stop_detail = None, "", ""
     for rec in state.tasks.values():
         if rec.phase == "running":
             rec.feedback.append(_interrupted_note(rec))
         if rec.phase == "running" or (rec.phase == "skipped" and rec.resumable):
-            rec.phase, rec.result = "planned", None
+            rec.phase, rec.result, rec.ended_at = "planned", None, None
             state.answer = None  # more work will be done: the answer is written again
         elif rec.phase == "unreviewed" and rec.resumable:
-            rec.phase, rec.result = "finished", None
+            rec.phase, rec.result, rec.ended_at = "finished", None, None
             state.answer = None
         rec.resumable = False
 
@@ -204,7 +209,8 @@ def _tool_called(state: RunState, e: ToolCalled) -> None:
 
 
 def _dispatch_stopped(state: RunState, e: DispatchStopped) -> None:
-    state.stop_reason = state.stop_reason or e.reason
+    if not state.stop_reason:
+        state.stop_reason, state.stop_detail = e.reason, e.detail
 
 
 def _answer_written(state: RunState, e: AnswerWritten) -> None:
@@ -214,6 +220,7 @@ def _answer_written(state: RunState, e: AnswerWritten) -> None:
 def _run_finished(state: RunState, e: RunFinished) -> None:
     state.status = e.status
     state.stop_reason = e.stop_reason or state.stop_reason
+    state.stop_detail = e.stop_detail or state.stop_detail
 
 
 # -- plan ------------------------------------------------------------------------------------
@@ -244,6 +251,8 @@ def _task_started(state: RunState, e: TaskStarted) -> None:
     rec.phase, rec.attempts, rec.tier = "running", e.attempt, e.tier
     rec.attempts_at_tier += 1
     rec.calls = []
+    if rec.started_at is None:
+        rec.started_at = e.at
 
 
 def _attempt_finished(state: RunState, e: AttemptFinished) -> None:
@@ -313,7 +322,7 @@ def _task_succeeded(state: RunState, e: TaskSucceeded) -> None:
     rec = state.tasks[e.task_id]
     report = rec.report
     assert report is not None, f"task {e.task_id} succeeded without a report"
-    rec.phase, rec.report = "succeeded", None
+    rec.phase, rec.report, rec.ended_at = "succeeded", None, e.at
     rec.result = Succeeded(
         task_id=e.task_id,
         summary=report.summary,
@@ -327,7 +336,7 @@ def _task_succeeded(state: RunState, e: TaskSucceeded) -> None:
 
 def _task_failed(state: RunState, e: TaskFailed) -> None:
     rec = state.tasks[e.task_id]
-    rec.phase, rec.report = "failed", None
+    rec.phase, rec.report, rec.ended_at = "failed", None, e.at
     rec.result = Failed(
         task_id=e.task_id,
         error=ErrorInfo(type=e.error_type, message=e.message, retryable=e.retryable),
@@ -339,7 +348,7 @@ def _task_failed(state: RunState, e: TaskFailed) -> None:
 
 def _task_skipped(state: RunState, e: TaskSkipped) -> None:
     rec = state.tasks[e.task_id]
-    rec.phase, rec.resumable = "skipped", e.cause != "blocked"
+    rec.phase, rec.resumable, rec.ended_at = "skipped", e.cause != "blocked", e.at
     rec.result = Skipped(task_id=e.task_id, reason=e.reason, blocked_by=e.blocked_by)
 
 
@@ -347,7 +356,7 @@ def _task_unreviewed(state: RunState, e: TaskUnreviewed) -> None:
     rec = state.tasks[e.task_id]
     report = rec.report
     assert report is not None, f"task {e.task_id} unreviewed without a report"
-    rec.phase, rec.resumable = "unreviewed", e.resumable
+    rec.phase, rec.resumable, rec.ended_at = "unreviewed", e.resumable, e.at
     rec.result = Unreviewed(
         task_id=e.task_id,
         reason=e.reason,

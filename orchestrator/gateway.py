@@ -13,13 +13,12 @@ import time
 from collections.abc import AsyncIterator, Callable, Generator
 from contextlib import AbstractAsyncContextManager, contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import anyio
 
 from .budget import Hold, Reservations
 from .errors import (
-    BudgetExceededError,
     ModelAPIError,
     ModelBehaviorError,
     ModelError,
@@ -43,6 +42,9 @@ from .models import Limits, RunId, TokenUsage
 from .pricing import PriceTable
 from .retry import RetryPolicy, is_transport, outage_message, retry_delay_s
 from .throttle import Throttle
+
+_MIN_ANSWER_TOKENS = 256
+"""The smallest output cap the final answer is shrunk to when the held-back share is tight."""
 
 _ATTEMPT_SCOPE: ContextVar[anyio.CancelScope | None] = ContextVar("attempt_scope", default=None)
 """The deadline scope of the attempt a model call belongs to, if any (see `waits_excluded`)."""
@@ -123,41 +125,87 @@ class Gateway:
         self._throttle = throttle or Throttle(RetryPolicy(), ceiling=parallel)
         self._limiter = anyio.CapacityLimiter(parallel)
         self.ledger = ledger or Ledger()
+        """What the budgets are checked against (a resumed run's starts from its journal)."""
         self._reserved = Reservations()
         """Worst cases of the calls in flight, held against the budgets until they end."""
-        """What the budgets are checked against (a resumed run's starts from its journal)."""
+        self._room: anyio.Event | None = None
+        """Set when a call ends: calls waiting for its hold to be released look again."""
 
     @property
     def capabilities(self) -> ModelCapabilities:
         return self._client.capabilities
 
-    def _reserve(self, request: ModelRequest) -> Hold:
-        """Hold the call's worst case against every budget, or refuse to start it.
-
-        Raises:
-            BudgetExceededError: what is spent, plus what calls in flight may still spend, plus
-                this call's worst case would pass a limit.
-        """
+    def _hold(self, request: ModelRequest) -> Hold:
         tokens_in = estimate_input_tokens(request)
         tokens_out = request.max_output_tokens or self._limits.reserve_output_tokens
         worst = TokenUsage(input_tokens=tokens_in, output_tokens=tokens_out)
-        hold = Hold(
-            tokens=tokens_in + tokens_out, cost_usd=self._prices.cost(request.model, worst).cost_usd
+        return Hold(
+            tokens=tokens_in + tokens_out,
+            cost_usd=self._prices.cost(request.model, worst).cost_usd,
+            tier=request.tier or "",
+            task=request.task_id,
+            answer=request.role == "synthesizer",
         )
-        refusal = self._reserved.refusal(self._limits, self.ledger, hold)
-        if refusal is not None:
-            raise BudgetExceededError(refusal)
+
+    async def _reserve(self, request: ModelRequest) -> tuple[Hold, ModelRequest]:
+        """Hold the call's worst case against every budget that applies, or refuse to start it.
+
+        A call that fits only once calls in flight have ended (their holds are worst cases) waits
+        for them, with its attempt's clock stopped. The final answer's call may shrink its output
+        cap to what the held-back share still covers.
+
+        Raises:
+            BudgetExceededError: what is spent plus this call's worst case passes a budget (or
+                passes it with what the calls in flight hold, and none is left to end).
+        """
+        while True:
+            hold = self._hold(request)
+            refusal = self._reserved.refusal(self._limits, self.ledger, hold)
+            if refusal is None:
+                self._reserved.take(hold)
+                return hold, request
+            smaller = self._shrunk(request) if hold.answer else None
+            if smaller is not None:
+                return self._take(self._hold(smaller)), smaller
+            if not self._reserved.busy or (
+                self._reserved.refusal(self._limits, self.ledger, hold, spent_only=True)
+            ):
+                raise refusal.error()
+            if self._room is None:
+                self._room = anyio.Event()
+            with _paused():
+                await self._room.wait()
+
+    def _take(self, hold: Hold) -> Hold:
         self._reserved.take(hold)
         return hold
 
+    def _shrunk(self, request: ModelRequest) -> ModelRequest | None:
+        """The answer's request with the largest output cap (halving, down to 256 tokens) that
+        fits what the run has left, if any does."""
+        cap = (request.max_output_tokens or self._limits.reserve_output_tokens) // 2
+        while cap >= _MIN_ANSWER_TOKENS:
+            smaller = replace(request, max_output_tokens=cap)
+            if self._reserved.refusal(self._limits, self.ledger, self._hold(smaller)) is None:
+                return smaller
+            cap //= 2
+        return None
+
+    def _free(self, hold: Hold) -> None:
+        """A call ended: its hold is released and calls waiting for room look again."""
+        self._reserved.release(hold)
+        if self._room is not None:
+            self._room.set()
+            self._room = None
+
     async def complete(self, request: ModelRequest) -> ModelReply:
-        hold = self._reserve(request)
+        hold, request = await self._reserve(request)
         call = _Call(request=request)
         try:
             return await self._complete(call)
         finally:
             self._abandoned(call)
-            self._reserved.release(hold)
+            self._free(hold)
 
     async def _complete(self, call: _Call) -> ModelReply:
         request = call.request
@@ -186,7 +234,7 @@ class Gateway:
         if not (isinstance(self._client, StreamingModelClient) and self.capabilities.streaming):
             yield ReplyDone(reply=await self.complete(request))
             return
-        hold = self._reserve(request)
+        hold, request = await self._reserve(request)
         call = _Call(request=request)
         try:
             while not call.settled:
@@ -212,7 +260,7 @@ class Gateway:
                 await _wait(delay)
         finally:
             self._abandoned(call)
-            self._reserved.release(hold)
+            self._free(hold)
 
     def _slot(self, request: ModelRequest) -> _Slot:
         return _Slot(self._throttle, self._limiter, request)

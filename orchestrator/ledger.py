@@ -35,6 +35,8 @@ class Ledger:
     wasted: Usage = field(default_factory=Usage)
     """Billed for replies that were not used: invalid, cut in transit, abandoned at cancel."""
     calls: int = 0
+    calls_by_tier: dict[str, int] = field(default_factory=lambda: {})
+    calls_by_task: dict[TaskId, int] = field(default_factory=lambda: {})
     retries: int = 0
     """Transport retries: HTTP requests sent again for the same logical call."""
 
@@ -43,6 +45,7 @@ class Ledger:
         usage = usage_of(event)
         self.total += usage
         self.calls += int(event.final)
+        self.calls_by_tier[event.tier] = self.calls_by_tier.get(event.tier, 0) + int(event.final)
         if event.wasted:
             self.wasted += usage
         self.by_role[event.role] = self.by_role.get(event.role, Usage()) + usage
@@ -50,6 +53,8 @@ class Ledger:
         self.by_tier[key] = self.by_tier.get(key, Usage()) + usage
         if event.task_id is not None:
             self.by_task[event.task_id] = self.by_task.get(event.task_id, Usage()) + usage
+            counted = self.calls_by_task.get(event.task_id, 0) + int(event.final)
+            self.calls_by_task[event.task_id] = counted
 
     def copy(self) -> Ledger:
         """An independent copy (a resumed run's gateway starts from the journal's totals)."""
@@ -60,5 +65,7 @@ class Ledger:
             by_task=dict(self.by_task),
             wasted=self.wasted,
             calls=self.calls,
+            calls_by_tier=dict(self.calls_by_tier),
+            calls_by_task=dict(self.calls_by_task),
             retries=self.retries,
         )

@@ -205,6 +205,23 @@ DEFAULT_LADDER: tuple[TierSpec, ...] = (
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Budget:
+    """Spending caps for one scope (a tier, or each task); None means no cap."""
+
+    max_cost_usd: float | None = None
+    max_total_tokens: int | None = None
+    max_model_calls: int | None = None
+
+
+BudgetKind = Literal["cost", "tokens", "calls"]
+"""Which cap of a budget a refused call would have passed."""
+
+StopReason = Literal["budget: cost", "budget: tokens", "budget: calls", "cancelled", "refused"]
+"""Why a run stopped starting work before its plan ran out: a run budget was spent (the
+answer is then written from the held-back share), the run was cancelled, or `on_plan` refused."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
     """Bounds on one run. Every count here is a hard cap."""
 
@@ -216,8 +233,6 @@ class Limits:
     """One attempt of one task, all its turns and tool calls included."""
     max_turns: int = 16
     """Model turns of one executor attempt before it counts as a turn-limit failure."""
-    max_attempts_per_tier: int = 2
-    """Attempts of a task at one tier before it escalates."""
     max_plan_repairs: int = 2
     """Times an invalid plan goes back to the planner with the validation error."""
     max_replans: int = 4
@@ -225,8 +240,21 @@ class Limits:
     max_reviews_per_task: int = 3
     """Reviewer rejections of one task before it is failed outright."""
     max_cost_usd: float | None = None
+    """The run's cost cap, every role and tier included; calls reserve their worst case first."""
     max_total_tokens: int | None = None
     max_model_calls: int | None = None
+    tier_budgets: Mapping[str, Budget] = field(default_factory=lambda: {})
+    """Caps per tier name (planner and reviewer calls count on the tier they run on); a call
+    they refuse fails its task (no escalation) instead of stopping the run."""
+    task_budget: Budget | None = None
+    """Caps for each task, over all its attempts and escalations together; a call it refuses
+    fails the task (its dependents are skipped) and the run goes on."""
+    answer_share: float = 0.1
+    """Share of each run cap held back for the final answer: work stops when only that is left,
+    and the answer is written from what succeeded (one call is held back of `max_model_calls`)."""
+    stop_grace_s: float = 30.0
+    """After a budget stop, how long running attempts may go on (they still fit their own
+    reservations) before they are cancelled; their tasks end skipped, resumably."""
     reserve_output_tokens: int = 4_096
     """A call's output reserved against the budgets when its request sets no
     `max_output_tokens` (the budgets hold a call's worst case before it starts)."""
@@ -267,6 +295,8 @@ class RunResult:
     usage: Usage
     usage_by_tier: tuple[TierUsage, ...] = ()
     usage_by_role: Mapping[str, Usage] = field(default_factory=lambda: {})
+    usage_by_task: Mapping[TaskId, Usage] = field(default_factory=lambda: {})
+    """Every model call made for a task, all its attempts included (reviews are by role)."""
     escalations: int = 0
     """Times a task moved up a tier."""
     escalation_rate: float = 0.0
@@ -278,6 +308,10 @@ class RunResult:
     """HTTP requests sent again after transport faults (never counted as attempts)."""
     run_dir: str | None = None
     """Where events.jsonl and result.json of this run live."""
+    stop_reason: StopReason | None = None
+    """Why the run stopped starting work early; None when its plan ran to the end."""
+    stop_detail: str = ""
+    """The stop in words (which cap, spent and reserved against what)."""
 
     @property
     def succeeded(self) -> tuple[Succeeded, ...]:

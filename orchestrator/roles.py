@@ -176,6 +176,8 @@ class SynthesisRequest:
     results: Mapping[TaskId, str]
     """Per task: its summary and outputs, or why it failed or was skipped."""
     model: str
+    stopped: str = ""
+    """Why the run stopped before its plan ran out (e.g. `budget: cost — ...`); empty if not."""
 
 
 class Synthesizer(Protocol):

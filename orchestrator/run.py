@@ -12,34 +12,40 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 import structlog
 
 from .attempts import RunSetup
+from .budget import check_budgets
 from .engine_options import EngineConfig as EngineConfig
 from .errors import (
-    BudgetExceededError,
-    ConfigError,
     JournalError,
-    ModelError,
     PlanValidationError,
     RunAbortedError,
 )
-from .events import AnswerWritten, EventSink, RunFinished, RunResumed, RunStarted
-from .fold import RunState, fold
+from .events import (
+    EventSink,
+    RunResumed,
+    RunStarted,
+)
+from .fold import fold
 from .gateway import Gateway
-from .instrument import Instrumented, TopReviewer, tiered
+from .instrument import Instrumented, TopReviewer
 from .journal import JOURNAL_FILE, Journal, JournalEffects, Recorder
 from .llm import ModelClient
-from .models import RunId, RunResult, RunStatus, TierSpec
-from .outcome import build_result, end_status, result_line
+from .logs import FanOutSink
+from .models import Plan, RunId, RunResult, RunStatus, TierSpec
+from .outcome import build_result, end_status
 from .plan import Estimates, PlanGraph, empty_graph, validate_plan
+from .plan_gate import decide, preview_of, refuse, validated
 from .planning import PlanContext, catalog, plan_with_repairs, rejected_event, stream_plan
-from .roles import Planner, Reviewer, StreamingPlanner, SynthesisRequest, Synthesizer, Worker
-from .store import RunStore
+from .preview import EditPlan, OnPlan, PlanPreview, Refuse
+from .roles import Planner, Reviewer, StreamingPlanner, Synthesizer, Worker
+from .run_end import ActiveRun, finish, sole_refusal, unplanned, write_answer
+from .store import RunStore, read_cost_history
 from .supervisor import Supervisor
 from .supervisor_stream import StreamOutcome
 from .throttle import Throttle
@@ -55,26 +61,6 @@ class Roles:
     worker: Worker
     reviewer: Reviewer
     synthesizer: Synthesizer
-
-
-@dataclass(slots=True, kw_only=True)
-class _Run:
-    """One run's moving parts (the state itself is `recorder.state`)."""
-
-    run_id: RunId
-    workdir: Path
-    run_dir: Path
-    recorder: Recorder
-    gateway: Gateway
-    store: RunStore
-    started: float = field(default_factory=time.perf_counter)
-    supervisor: Supervisor | None = None
-    result: RunResult | None = None
-    workspaces: Workspaces | None = None
-
-    @property
-    def state(self) -> RunState:
-        return self.recorder.state
 
 
 class Engine:
@@ -93,6 +79,7 @@ class Engine:
         sinks: Sequence[EventSink] = (),
         check_runner: CheckRunner | None = None,
         approve: ApprovalCallback | None = None,
+        on_plan: OnPlan | None = None,
         clock: Callable[[], float] = time.time,
         new_run_id: Callable[[], str] = lambda: uuid.uuid4().hex[:12],
         throttle: Throttle | None = None,
@@ -106,6 +93,10 @@ class Engine:
         self._sinks = tuple(sinks)
         self._check_runner = check_runner
         self._approve = approve
+        self._on_plan = on_plan
+        """Asked before any task of a new plan starts (the plan is then not streamed)."""
+        self._given: dict[RunId, Plan] = {}
+        """Plans passed to `run`, by run, until the run takes them instead of planning."""
         self._clock = clock
         self._new_run_id = new_run_id
         self._cancel_scopes: set[anyio.CancelScope] = set()
@@ -128,11 +119,22 @@ class Engine:
         for scope in tuple(self._cancel_scopes):
             scope.cancel()
 
-    async def run(self, goal: str, *, workdir: Path | str = ".", context: str = "") -> RunResult:
+    async def run(
+        self,
+        goal: str,
+        *,
+        workdir: Path | str = ".",
+        context: str = "",
+        plan: Plan | None = None,
+    ) -> RunResult:
         """Plan, execute and review `goal`; the journal keeps every step, so it can be resumed.
 
+        With `plan` (e.g. `Engine.plan`'s, as previewed) the planner is not asked: the plan is
+        validated and run as it is.
+
         Raises:
-            PlanValidationError: the planner could not produce a valid plan within the repairs.
+            PlanValidationError: the planner could not produce a valid plan within the repairs,
+                or the plan given is invalid.
             RunAbortedError: an unexpected error stopped the run; `.result` is the partial result.
         """
         self._check_prices()
@@ -147,7 +149,53 @@ class Engine:
             workdir=str(root),
             context=context,
         )
-        return await self._drive(run_id, root, first=started)
+        if plan is not None:
+            self._given[run_id] = plan
+        try:
+            return await self._drive(run_id, root, first=started)
+        finally:
+            self._given.pop(run_id, None)
+
+    async def plan(self, goal: str, *, workdir: Path | str = ".", context: str = "") -> PlanPreview:
+        """Plan and validate `goal` and estimate its cost, without running or journaling anything.
+
+        The planner's calls go through a gateway as in a run (budget, prices, retries; events to
+        the sinks), and the run root is only read for its cost history: no run directory, no
+        index row. `run(goal, plan=preview.plan)` runs the plan as previewed.
+
+        Raises:
+            PlanValidationError: the planner could not produce a valid plan within the repairs.
+        """
+        self._check_prices()
+        run_id = RunId(f"preview-{self._new_run_id()}")
+        sink = FanOutSink(self._sinks)
+        gateway = Gateway(
+            self.client,
+            run_id=run_id,
+            sink=sink,
+            prices=self.config.prices,
+            limits=self.config.limits,
+            throttle=self._throttle,
+            clock=self._clock,
+        )
+        ctx = PlanContext(
+            run_id=run_id,
+            goal=goal,
+            context=context,
+            ladder=self.config.ladder,
+            top=self.top,
+            tools=self._tools,
+            max_repairs=self.config.limits.max_plan_repairs,
+            estimates=Estimates(),
+            sink=sink,
+            clock=self._clock,
+        )
+        graph = await plan_with_repairs(ctx, self.roles.planner, gateway)
+        history = read_cost_history(Path(self.config.run_root))
+        root = Path(workdir).resolve()  # noqa: ASYNC240 - one stat, as in `run`
+        return preview_of(
+            ctx, self.config, gateway, plan=graph.plan, history=history, workdir=str(root)
+        )
 
     async def resume(self, run_id: str) -> RunResult:
         """Continue a run from its journal: finished tasks are kept, in-flight ones run again.
@@ -196,7 +244,7 @@ class Engine:
             root = workdir or Path(state.workdir)
             if first is None and self.config.isolation:  # the stopped process's copies
                 await Workspaces.gc(run_dir / "ws")
-            run = _Run(
+            run = ActiveRun(
                 run_id=run_id,
                 workdir=root,
                 run_dir=run_dir,
@@ -216,23 +264,7 @@ class Engine:
             store.close()
 
     def _check_prices(self) -> None:
-        """A cost budget must see every tier's spend: an unpriced model would count as free.
-
-        Raises:
-            ConfigError: `max_cost_usd` is set and a model of the ladder has no price.
-        """
-        if self.config.limits.max_cost_usd is None:
-            return
-        unpriced = [
-            t.model for t in self.config.ladder if self.config.prices.lookup(t.model) is None
-        ]
-        if unpriced:
-            names = ", ".join(unpriced)
-            raise ConfigError(
-                f"max_cost_usd is set but {names} has no price, so its spend would count as $0: "
-                f"price it (prices=PriceTable.default(**{{{unpriced[0]!r}: Price(input=..., "
-                "cached_input=..., output=...)}), USD per 1M tokens) or use a priced model"
-            )
+        check_budgets(self.config.limits, self.config.ladder, self.config.prices)
 
     def _workspaces(self, root: Path, run_dir: Path) -> Workspaces | None:
         """Per-task copies when isolation is on and git is there to keep their bases."""
@@ -240,7 +272,7 @@ class Engine:
             return None
         return Workspaces(root, run_dir / "ws", hidden=(Path(self.config.run_root).resolve(),))
 
-    async def _guarded(self, run: _Run) -> RunResult:
+    async def _guarded(self, run: ActiveRun) -> RunResult:
         try:
             with structlog.contextvars.bound_contextvars(run_id=run.run_id):
                 status = await self._run(run)
@@ -251,11 +283,15 @@ class Engine:
             self._cancelled(run)
             raise
         except Exception as exc:
+            refusal = sole_refusal(exc)
+            if refusal is not None:  # the budget does not cover even the plan
+                unplanned(run, refusal, self._clock)
+                return self._finish(run, "failed")
             result = self._finish(run, "failed")
             raise RunAbortedError(f"run {run.run_id} aborted: {exc!r}", result=result) from exc
         return self._finish(run, status)
 
-    async def _run(self, run: _Run) -> RunStatus:
+    async def _run(self, run: ActiveRun) -> RunStatus:
         scope = anyio.CancelScope()
         self._cancel_scopes.add(scope)
         try:
@@ -266,12 +302,9 @@ class Engine:
                     f"the run stopped first ({stop or 'no reviewer'})", resumable=bool(stop)
                 )
                 if stop:
-                    sup.close_stopped()
+                    sup.stopping.close()
                 if run.state.answer is None:
-                    answer = await self._synthesize(run, sup)
-                    run.recorder.emit(
-                        AnswerWritten(run_id=run.run_id, at=self._clock(), answer=answer)
-                    )
+                    await write_answer(run, sup, self.roles.synthesizer, self.top, self._clock)
                 return end_status(run.state)
         finally:
             self._cancel_scopes.discard(scope)
@@ -279,14 +312,18 @@ class Engine:
                 self._cancelled(run)
         return "cancelled"  # the scope caught a cancel (`cancel()`): the run ends here
 
-    def _cancelled(self, run: _Run) -> None:
+    def _cancelled(self, run: ActiveRun) -> None:
         """Journal what the cancel ended (sync: a cancelled scope cannot cut it), then finish."""
         if run.supervisor is not None and run.result is None:
-            run.supervisor.finalize_cancelled("run cancelled before this task finished")
+            run.supervisor.stopping.cancelled("run cancelled before this task finished")
         self._finish(run, "cancelled")
 
-    async def _execute(self, run: _Run) -> Supervisor:
-        """Plan and run; with a streaming planner, tasks start while the plan is still written."""
+    async def _execute(self, run: ActiveRun) -> Supervisor:
+        """Plan and run; with a streaming planner, tasks start while the plan is still written.
+
+        A plan given to `run` is taken instead of planning. With `on_plan` the plan is not
+        streamed: no task may start before its decision.
+        """
         state, planner = run.state, self.roles.planner
         ctx = self._plan_context(run)
         if state.plan_complete:
@@ -297,7 +334,14 @@ class Engine:
                 estimates=ctx.estimates,
             )
             return await self._dispatch(run, graph)
-        if self.config.stream_plan and isinstance(planner, StreamingPlanner):
+        given = self._given.pop(run.run_id, None)
+        if given is not None:
+            return await self._decide(run, validated(ctx, given))
+        if (
+            self._on_plan is None
+            and self.config.stream_plan
+            and isinstance(planner, StreamingPlanner)
+        ):
             sup = self._supervisor(run, empty_graph(state.goal), ctx.estimates)
             sup.dispatcher.spawn(stream_plan(ctx, planner, run.gateway))
             await self._settle(run, sup)
@@ -310,18 +354,48 @@ class Engine:
             )
         else:
             graph = await plan_with_repairs(ctx, planner, run.gateway)
-        return await self._dispatch(run, graph)
+        return await self._decide(run, graph)
 
-    async def _dispatch(self, run: _Run, graph: PlanGraph) -> Supervisor:
+    async def _dispatch(self, run: ActiveRun, graph: PlanGraph) -> Supervisor:
         sup = self._supervisor(run, graph, self._estimates(run))
         await self._settle(run, sup)
         return sup
 
-    async def _settle(self, run: _Run, sup: Supervisor) -> None:
+    async def _decide(self, run: ActiveRun, graph: PlanGraph) -> Supervisor:
+        """Dispatch the plan; with `on_plan`, as it decides: as it is, edited, or not at all."""
+        if self._on_plan is None:
+            return await self._dispatch(run, graph)
+        ctx = self._plan_context(run)
+        preview = preview_of(
+            ctx,
+            self.config,
+            run.gateway,
+            plan=graph.plan,
+            history=run.store.cost_history(),
+            workdir=str(run.workdir),
+        )
+        decision = await decide(self._on_plan, preview)
+        if isinstance(decision, Refuse):
+            return self._refuse(run, graph, decision.reason)
+        if isinstance(decision, EditPlan):
+            graph = validated(ctx, decision.plan)
+        return await self._dispatch(run, graph)
+
+    def _refuse(self, run: ActiveRun, graph: PlanGraph, reason: str) -> Supervisor:
+        """Journal the refused plan (its tasks planned, then skipped) and end the run cancelled."""
+        sup = self._supervisor(run, graph, self._estimates(run))
+        run.supervisor = sup
+        refuse(sup, reason)
+        # Nothing is left to run or to write (the answer says the plan was refused): the run
+        # ends here, and `_guarded` returns this result as it is.
+        self._finish(run, "cancelled")
+        return sup
+
+    async def _settle(self, run: ActiveRun, sup: Supervisor) -> None:
         run.supervisor = sup
         await sup.dispatcher.run()
 
-    def _plan_context(self, run: _Run) -> PlanContext:
+    def _plan_context(self, run: ActiveRun) -> PlanContext:
         return PlanContext(
             run_id=run.run_id,
             goal=run.state.goal,
@@ -335,12 +409,12 @@ class Engine:
             clock=self._clock,
         )
 
-    def _estimates(self, run: _Run) -> Estimates:
+    def _estimates(self, run: ActiveRun) -> Estimates:
         if not self.config.latency_history:
             return Estimates()
         return Estimates(history=run.store.latency_history())
 
-    def _supervisor(self, run: _Run, graph: PlanGraph, estimates: Estimates) -> Supervisor:
+    def _supervisor(self, run: ActiveRun, graph: PlanGraph, estimates: Estimates) -> Supervisor:
         recorder = run.recorder
         tools = {
             name: Instrumented(tool, recorder, run.run_id, self._clock)
@@ -378,52 +452,5 @@ class Engine:
         sup.dispatcher.before_dispatch = recorder.barrier
         return sup
 
-    async def _synthesize(self, run: _Run, sup: Supervisor) -> str:
-        results = run.state.results
-        lines = {tid: result_line(r) for tid, r in results.items()}
-        request = SynthesisRequest(
-            goal=run.state.goal, plan=sup.graph.plan, results=lines, model=self.top.model
-        )
-        run.recorder.commit()
-        try:
-            return await self.roles.synthesizer.synthesize(
-                request, tiered(run.gateway, self.top.name)
-            )
-        except (BudgetExceededError, ModelError) as exc:
-            # The work is done and kept; only the prose summary is missing.
-            body = "\n".join(f"- {tid}: {line}" for tid, line in lines.items())
-            return f"(no synthesis: {type(exc).__name__}: {exc})\n{body}"
-
-    def _finish(self, run: _Run, status: RunStatus) -> RunResult:
-        if run.result is not None:
-            return run.result
-        state = run.state
-        result = build_result(
-            state, status=status, ladder=self.config.ladder, run_dir=str(run.run_dir)
-        )
-        run.recorder.emit(
-            RunFinished(
-                run_id=run.run_id,
-                at=self._clock(),
-                status=status,
-                succeeded=len(result.succeeded),
-                failed=len(result.failed),
-                skipped=len(result.skipped),
-                unreviewed=len(result.unreviewed),
-                model_retries=result.model_retries,
-                wasted_cost_usd=result.wasted_usage.cost_usd,
-                escalations=result.escalations,
-                escalation_rate=result.escalation_rate,
-                cost_usd=result.usage.cost_usd,
-                tokens_in=result.usage.tokens.input_tokens,
-                tokens_cached=result.usage.tokens.cached_input_tokens,
-                tokens_out=result.usage.tokens.output_tokens,
-                duration_ms=(time.perf_counter() - run.started) * 1000,
-                stop_reason=state.stop_reason,
-            )
-        )
-        run.recorder.commit()
-        run.recorder.journal.export_jsonl(run.run_dir / "events.jsonl")
-        run.store.finished(result, self._clock())
-        run.result = result
-        return result
+    def _finish(self, run: ActiveRun, status: RunStatus) -> RunResult:
+        return finish(run, status, self.config.ladder, self._clock)

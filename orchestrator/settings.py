@@ -38,7 +38,6 @@ class Settings(BaseModel):
     """The tier ladder as model ids, bottom first; None keeps the backend's default ladder."""
     max_parallel: int = Field(default=8, ge=1)
     run_root: Path = Path(".orchestrator/runs")
-    log_prompts: bool = False
     request_timeout_s: float = Field(default=120.0, gt=0)
     local_threads: int | None = None
     """llama.cpp threads for the embedded model; None means all cores."""
@@ -56,6 +55,9 @@ class Settings(BaseModel):
     shell_sandbox: ShellSandbox = "auto"
     """Isolation of model-run commands and acceptance checks; "off" only on purpose (a trusted
     host without bubblewrap's namespaces): commands then run with our user and filesystem."""
+    otel: bool = False
+    """Trace runs with OpenTelemetry (`orchestrator.otel.OTelSink`, the `otel` extra) through the
+    global tracer provider; spans leave the machine only through an exporter configured there."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -89,7 +91,6 @@ _ENV_FIELDS: dict[str, str] = {
     "models": "ORCH_MODELS",
     "max_parallel": "ORCH_MAX_PARALLEL",
     "run_root": "ORCH_RUN_ROOT",
-    "log_prompts": "ORCH_LOG_PROMPTS",
     "request_timeout_s": "ORCH_REQUEST_TIMEOUT_S",
     "local_threads": "ORCH_LOCAL_THREADS",
     "local_model_path": "ORCH_LOCAL_MODEL_PATH",
@@ -98,6 +99,7 @@ _ENV_FIELDS: dict[str, str] = {
     "shell_sandbox": "ORCH_SHELL_SANDBOX",
     "journal_verify": "ORCH_JOURNAL_VERIFY",
     "journal_durability": "ORCH_JOURNAL_DURABILITY",
+    "otel": "ORCH_OTEL",
 }
 
 _SECRET_VARIABLE = re.compile(

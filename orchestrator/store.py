@@ -15,8 +15,9 @@ from pathlib import Path
 
 from pydantic import TypeAdapter
 
-from .models import RunId, RunResult, Succeeded, TaskResult
+from .models import Failed, RunId, RunResult, Succeeded, TaskResult
 from .plan import task_key
+from .preview import OVERHEAD_KEY, HistoricCost
 from .secrets import redact_data, redact_patterns
 
 _RESULT_ADAPTER: TypeAdapter[RunResult] = TypeAdapter(RunResult)
@@ -60,6 +61,15 @@ CREATE TABLE IF NOT EXISTS task_latency (
     key TEXT PRIMARY KEY,
     samples INTEGER NOT NULL,
     seconds REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS task_cost (
+    key TEXT PRIMARY KEY,
+    samples INTEGER NOT NULL,
+    min_usd REAL NOT NULL,
+    max_usd REAL NOT NULL,
+    usd REAL NOT NULL,
+    tier TEXT NOT NULL,
     updated_at REAL NOT NULL
 );
 """
@@ -167,6 +177,7 @@ class RunStore:
                 ],
             )
         self._learn_latency(result, at)
+        self._learn_cost(result, at)
         return path
 
     def _learn_latency(self, result: RunResult, at: float) -> None:
@@ -206,6 +217,63 @@ class RunStore:
         ).fetchall()
         return {str(key): float(seconds) for key, seconds in rows}
 
+    def _learn_cost(self, result: RunResult, at: float) -> None:
+        """Each task that ended on its own (succeeded or failed) costs what all its attempts did;
+        review and synthesis are learned per such task. Costs with an unpriced model are left
+        out: their $0 would be a guess."""
+        if result.plan is None:
+            return
+        specs = {t.id: t for t in result.plan.tasks}
+        samples: dict[str, tuple[float, str]] = {}
+        for tid, r in result.results.items():
+            usage = result.usage_by_task.get(tid)
+            if isinstance(r, Succeeded | Failed) and tid in specs and usage is not None:
+                if usage.unpriced_models:
+                    continue
+                samples[task_key(specs[tid])] = (usage.cost_usd, r.tier)
+        ran = sum(isinstance(r, Succeeded | Failed) for r in result.results.values())
+        overhead = [result.usage_by_role.get(role) for role in ("reviewer", "synthesizer")]
+        if ran and not any(u is not None and u.unpriced_models for u in overhead):
+            samples[OVERHEAD_KEY] = (sum(u.cost_usd for u in overhead if u is not None) / ran, "")
+        self.record_costs(samples, at)
+
+    def record_costs(self, samples: Mapping[str, tuple[float, str]], at: float) -> None:
+        """Fold one (USD, tier) per `plan.task_key` into the cost history (also to seed it)."""
+        with self._db:
+            for key, (new, tier) in samples.items():
+                row = self._db.execute(
+                    "SELECT samples, min_usd, max_usd, usd FROM task_cost WHERE key=?", (key,)
+                ).fetchone()
+                count, low, high, usd = (
+                    (1, new, new, new)
+                    if row is None
+                    else (
+                        row[0] + 1,
+                        min(row[1], new),
+                        max(row[2], new),
+                        blend(row[3], row[0], new),
+                    )
+                )
+                self._db.execute(
+                    "INSERT OR REPLACE INTO task_cost (key, samples, min_usd, max_usd, usd, "
+                    "tier, updated_at) VALUES (?,?,?,?,?,?,?)",
+                    (key, count, low, high, usd, tier, at),
+                )
+
+    def cost_history(self) -> dict[str, HistoricCost]:
+        """What tasks cost in finished runs, by `plan.task_key` (and `OVERHEAD_KEY`)."""
+        rows = self._db.execute(
+            "SELECT key, samples, min_usd, max_usd, usd, tier FROM task_cost "
+            "ORDER BY updated_at DESC LIMIT ?",
+            (_HISTORY_ROWS,),
+        ).fetchall()
+        return {
+            str(key): HistoricCost(
+                samples=int(n), low_usd=float(lo), high_usd=float(hi), usd=float(u), tier=str(t)
+            )
+            for key, n, lo, hi, u, t in rows
+        }
+
     def list_runs(self, limit: int = 20) -> list[RunRow]:
         """The latest runs; one indexed as running whose process is gone shows as interrupted."""
         rows = self._db.execute(
@@ -238,6 +306,17 @@ class RunStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+def read_cost_history(root: Path) -> dict[str, HistoricCost]:
+    """The cost history under a run root, creating nothing where there is no index yet."""
+    if not (root / "runs.sqlite3").is_file():
+        return {}
+    store = RunStore(root)
+    try:
+        return store.cost_history()
+    finally:
+        store.close()
 
 
 def process_start(pid: int) -> str | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 
 from .attempts import (
+    AttemptCut,
     AttemptDone,
     MergeDone,
     MergeReady,
@@ -29,11 +30,9 @@ from .attempts import (
 from .escalation import Escalate, GiveUp, Retry, Trigger
 from .events import (
     AttemptFinished,
-    DispatchStopped,
     EscalationDecided,
     Event,
     PlanValidated,
-    SkipCause,
     TaskFailed,
     TaskPlanned,
     TaskReady,
@@ -53,6 +52,7 @@ from .roles import LeafReport, Reviewer, ReviewItem, Worker
 from .scheduler import Scheduler, SkipNotice
 from .supervisor_merge import Merges
 from .supervisor_review import Reviews
+from .supervisor_stop import Stopping
 from .supervisor_stream import Streaming
 
 
@@ -92,6 +92,7 @@ class Supervisor:
         self.reviews = Reviews(self)
         self.streaming = Streaming(self)
         self.merges = Merges(self)
+        self.stopping = Stopping(self)
         if graph.order and not state.plan_complete:  # a new plan (else: resumed from the state)
             for tid in graph.order:
                 self.admit(graph.tasks[tid])
@@ -104,6 +105,10 @@ class Supervisor:
 
     def record(self, task_id: TaskId) -> TaskRecord:
         return self.state.tasks[task_id]
+
+    def task_cost(self, task_id: TaskId) -> float:
+        usage = self.state.ledger.by_task.get(task_id)
+        return 0.0 if usage is None else round(usage.cost_usd, 9)
 
     # -- graph --------------------------------------------------------------------------------
     def admit(self, spec: TaskSpec) -> None:
@@ -226,7 +231,9 @@ class Supervisor:
             result_of=lambda d: self.state.tasks[d].result,
             workdir=workdir,
         )
-        return await run_attempt(self.setup, self.worker, self.gateway, request, tier_index)
+        return await self.stopping.attempt(
+            tid, lambda: run_attempt(self.setup, self.worker, self.gateway, request, tier_index)
+        )
 
     # -- messages -----------------------------------------------------------------------------
     def handle(self, message: Message) -> None:
@@ -243,29 +250,11 @@ class Supervisor:
             self.merges.ready(message)
         elif isinstance(message, MergeDone):
             self.merges.done(message)
+        elif isinstance(message, AttemptCut):
+            self.stopping.cut(message)
         else:
-            self.stop(f"budget: {message.message}", cause="budget")
+            self.stopping.stop(message.reason, message.detail, cause="budget")
         self.reviews.maybe_review()
-
-    def stop(self, reason: str, *, cause: SkipCause) -> None:
-        """Start nothing new; tasks that did not start end skipped with the reason."""
-        self.emit(DispatchStopped(run_id=self.setup.run_id, at=self.now(), reason=reason))
-        self.dispatcher.stop()
-        for tid in self.scheduler.cancel_pending():
-            self._skip_stopped(tid, reason, cause)
-
-    def _skip_stopped(self, tid: TaskId, reason: str, cause: SkipCause) -> None:
-        """The run's stop, not a dependency, ends the task: a resumed run starts it again."""
-        self.emit(
-            TaskSkipped(
-                run_id=self.setup.run_id,
-                at=self.now(),
-                task_id=tid,
-                reason=reason,
-                blocked_by=None,
-                cause=cause,
-            )
-        )
 
     def _attempt_done(self, msg: AttemptDone) -> None:
         tid, outcome = msg.task_id, msg.outcome
@@ -372,6 +361,7 @@ class Supervisor:
                 message=error.message,
                 retryable=error.retryable,
                 reason=decision.reason,
+                cost_usd=self.task_cost(tid),
             )
         )
         self._skip_all(self.scheduler.fail(tid))
@@ -399,6 +389,7 @@ class Supervisor:
                 tier=report.tier,
                 attempts=rec.attempts,
                 summary=report.summary[:300],
+                cost_usd=self.task_cost(tid),
             )
         )
         for ready in self.scheduler.succeed(tid):
@@ -431,27 +422,8 @@ class Supervisor:
         )
 
     # -- end ----------------------------------------------------------------------------------
-    def close_stopped(self) -> None:
-        """After a stop (budget), tasks that did not end (an attempt the budget refused, a retry
-        decided meanwhile) end skipped with the stop's reason; a resumed run starts them again."""
-        reason = self.state.stop_reason
-        for tid, rec in list(self.state.tasks.items()):
-            if rec.phase in ("planned", "running"):
-                cause: SkipCause = "budget" if reason.startswith("budget") else "stopped"
-                self._skip_stopped(tid, reason, cause)
-
     def close_reviews(self, reason: str, *, resumable: bool) -> None:
         """Work still waiting for a verdict when the run stops ends unreviewed, never accepted."""
         for item in self.queue.drain():
             if self.record(item.task.id).phase == "finished":
                 self.unreview(item.task.id, reason, resumable=resumable)
-
-    def finalize_cancelled(self, reason: str) -> None:
-        """Skip everything not terminal (the run was cancelled); running work was cancelled."""
-        self.emit(DispatchStopped(run_id=self.setup.run_id, at=self.now(), reason="cancelled"))
-        self.queue.drain()
-        for tid, rec in list(self.state.tasks.items()):
-            if rec.phase == "finished":
-                self.unreview(tid, f"not reviewed: {reason}", resumable=True)
-            elif rec.result is None and rec.phase != "merging":  # a resumed run merges it
-                self._skip_stopped(tid, reason, "cancelled")

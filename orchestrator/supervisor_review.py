@@ -50,7 +50,8 @@ class Reviews:
             try:
                 verdicts = await reviewer.review(request, gateway)
             except BudgetExceededError as exc:
-                post(BudgetHit(message=str(exc)))
+                if exc.scope == "run":  # else only the reviewer's tier is spent: the run goes on
+                    post(BudgetHit(reason=exc.reason, detail=str(exc)))
                 return _failed(batch, "budget", exc)
             except ModelOutageError as exc:
                 return _failed(batch, "outage", exc)
@@ -119,12 +120,15 @@ class Reviews:
             if failure == "error" and count < sup.setup.limits.max_review_failures:
                 again.append(item)
             else:  # a budget or an outage may be over when the run is resumed
-                sup.unreview(
-                    item.task.id,
-                    f"reviewer unavailable ({failure}): {error}",
-                    resumable=failure != "error",
-                )
+                sup.unreview(item.task.id, self._why(failure, error), resumable=failure != "error")
         sup.queue.retry(again)
+
+    def _why(self, failure: ReviewFailure, error: str) -> str:
+        """An unreviewed task's reason: the run's stop first when a run budget refused the call."""
+        state = self._sup.state
+        if failure == "budget" and state.stop_reason.startswith("budget"):
+            return f"{state.stop_reason} — not reviewed: {error}"
+        return f"reviewer unavailable ({failure}): {error}"
 
     def _rejected(self, tid: TaskId, feedback: str) -> None:
         sup = self._sup

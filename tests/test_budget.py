@@ -8,12 +8,12 @@ from pathlib import Path
 import anyio
 import pytest
 
-from orchestrator.budget import Hold, Reservations
+from orchestrator.budget import Hold, Reservations, held_back
 from orchestrator.errors import BudgetExceededError, ConfigError
 from orchestrator.gateway import Gateway
 from orchestrator.ledger import Ledger
 from orchestrator.llm import ModelReply, ModelRequest, UserMessage
-from orchestrator.models import Limits, RunId, TokenUsage
+from orchestrator.models import Budget, Limits, RunId, TokenUsage
 from orchestrator.pricing import PriceTable
 from orchestrator.retry import RetryPolicy
 from orchestrator.testing import RecordingSink, ScriptedModel
@@ -25,17 +25,53 @@ PRICES = PriceTable.default()
 MODEL = "gpt-5.4-mini"
 
 
+def _reserved(*, calls: int = 0, tokens: int = 0, cost_usd: float = 0.0) -> Reservations:
+    reserved = Reservations()
+    reserved.take(Hold(calls=calls, tokens=tokens, cost_usd=cost_usd))
+    return reserved
+
+
+def _no_share(**caps: float) -> Limits:
+    return Limits(answer_share=0.0, **caps)  # pyright: ignore[reportArgumentType]
+
+
 @pytest.mark.parametrize(
     ("limits", "reserved", "hold", "refused"),
     [
-        (Limits(max_model_calls=2), Reservations(calls=1), Hold(tokens=1, cost_usd=0), False),
-        (Limits(max_model_calls=2), Reservations(calls=2), Hold(tokens=1, cost_usd=0), True),
-        (Limits(max_total_tokens=100), Reservations(tokens=60), Hold(tokens=40, cost_usd=0), False),
-        (Limits(max_total_tokens=100), Reservations(tokens=61), Hold(tokens=40, cost_usd=0), True),
-        (Limits(max_cost_usd=1.0), Reservations(cost_usd=0.5), Hold(tokens=1, cost_usd=0.5), False),
-        (Limits(max_cost_usd=1.0), Reservations(cost_usd=0.6), Hold(tokens=1, cost_usd=0.5), True),
+        (_no_share(max_model_calls=2), _reserved(calls=1), Hold(tokens=1, cost_usd=0), False),
+        (_no_share(max_model_calls=2), _reserved(calls=2), Hold(tokens=1, cost_usd=0), True),
+        (_no_share(max_total_tokens=100), _reserved(tokens=60), Hold(tokens=40, cost_usd=0), False),
+        (_no_share(max_total_tokens=100), _reserved(tokens=61), Hold(tokens=40, cost_usd=0), True),
+        (_no_share(max_cost_usd=1.0), _reserved(cost_usd=0.5), Hold(tokens=1, cost_usd=0.5), False),
+        (_no_share(max_cost_usd=1.0), _reserved(cost_usd=0.6), Hold(tokens=1, cost_usd=0.5), True),
+        # 10 % held back for the answer: work may use $0.90; the answer's call may use it all.
+        (Limits(max_cost_usd=1.0), _reserved(cost_usd=0.5), Hold(tokens=1, cost_usd=0.45), True),
+        (
+            Limits(max_cost_usd=1.0),
+            _reserved(cost_usd=0.5),
+            Hold(tokens=1, cost_usd=0.45, answer=True),
+            False,
+        ),
+        (Limits(max_model_calls=10), _reserved(calls=9), Hold(tokens=1, cost_usd=0), True),
+        (
+            Limits(max_model_calls=10),
+            _reserved(calls=9),
+            Hold(tokens=1, cost_usd=0, answer=True),
+            False,
+        ),
     ],
-    ids=["calls-fit", "calls-full", "tokens-fit", "tokens-full", "cost-fit", "cost-full"],
+    ids=[
+        "calls-fit",
+        "calls-full",
+        "tokens-fit",
+        "tokens-full",
+        "cost-fit",
+        "cost-full",
+        "cost-share-work",
+        "cost-share-answer",
+        "calls-share-work",
+        "calls-share-answer",
+    ],
 )
 def test_reservations_refuse_a_call_whose_worst_case_does_not_fit(
     limits: Limits, reserved: Reservations, hold: Hold, refused: bool
@@ -99,13 +135,17 @@ async def _one_run(seed: int) -> None:
     if limits.max_model_calls is not None:
         assert ledger.calls <= limits.max_model_calls
         if limits.max_cost_usd is None and limits.max_total_tokens is None:
-            assert ledger.calls == min(64, limits.max_model_calls)  # exact: all that fit ran
+            work_calls = held_back(
+                Budget(max_model_calls=limits.max_model_calls), limits.answer_share
+            ).max_model_calls
+            assert ledger.calls == min(64, work_calls or 0)  # exact: all that fit ran
     if limits.max_cost_usd is not None:
         assert ledger.total.cost_usd <= limits.max_cost_usd + 1e-12
     if limits.max_total_tokens is not None:
         assert ledger.total.tokens.total_tokens <= limits.max_total_tokens
 
 
+@pytest.mark.timeout(60)  # 1,000 runs: a few seconds alone, longer on a loaded 2-core machine
 async def test_budget_never_overshoots_under_64_concurrent_calls() -> None:
     """1,000 seeded runs: with replies within their reservation, no budget is ever passed, and
     `max_model_calls=N` makes exactly min(64, N) calls."""
@@ -121,3 +161,29 @@ async def test_a_cost_budget_with_an_unpriced_model_fails_at_start(tmp_path: Pat
         await eng.run("g")
     assert model.calls == []
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").glob("*/journal*"))
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [
+        (Limits(tier_budgets={"fronteir": Budget(max_model_calls=3)}), r"unknown tier.*fronteir"),
+        (Limits(answer_share=1.0), r"answer_share must be in \[0, 1\)"),
+        (Limits(tier_budgets={"frontier": Budget(max_cost_usd=1.0)}), r"gpt-5\.5 has no price"),
+        (Limits(task_budget=Budget(max_cost_usd=0.1)), r"gpt-5\.5 has no price"),
+    ],
+    ids=["unknown-tier", "share", "tier-cost-unpriced", "task-cost-unpriced"],
+)
+async def test_budgets_that_cannot_hold_fail_at_start(
+    tmp_path: Path, limits: Limits, message: str
+) -> None:
+    model = ScriptedModel()
+    with pytest.raises(ConfigError, match=message):
+        await engine(model, tmp_path, limits=limits).run("g")
+    assert model.calls == []
+
+
+def test_a_tier_cost_cap_on_priced_tiers_only_needs_those_priced() -> None:
+    from orchestrator.budget import check_budgets
+    from orchestrator.models import DEFAULT_LADDER
+
+    check_budgets(Limits(tier_budgets={"mini": Budget(max_cost_usd=1.0)}), DEFAULT_LADDER, PRICES)

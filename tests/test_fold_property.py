@@ -311,7 +311,7 @@ async def test_review_refused_by_the_budget_is_reviewed_on_resume(tmp_path: Path
     model = ScriptedModel().script("planner", plan(task("a")))
     model.script("worker", leaf("a done"), task="a")
     model.respond("synthesizer", lambda _: ModelReply(text="final answer"))
-    tight = Limits(max_model_calls=2)  # the planner and a's one worker call
+    tight = Limits(max_model_calls=3)  # the planner, a's one worker call, the answer
     engine = verifying_engine(model, tmp_path / "runs", tight, stream_plan=False)
     result = await engine.run("g")
     assert result.status == "partial" and result.run_dir is not None

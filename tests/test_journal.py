@@ -169,7 +169,9 @@ SAMPLES: tuple[Event, ...] = (
         outputs={"file": "a.py", "note": "ünïcode"},
         check_output="1 passed",
     ),
-    TaskSucceeded(run_id=RUN, at=8.0, task_id=A, tier="base", attempts=2, summary="did a"),
+    TaskSucceeded(
+        run_id=RUN, at=8.0, task_id=A, tier="base", attempts=2, summary="did a", cost_usd=0.01
+    ),
     TaskFailed(
         run_id=RUN,
         at=8.5,
@@ -180,6 +182,7 @@ SAMPLES: tuple[Event, ...] = (
         message="wrong",
         retryable=True,
         reason="too many review rejections",
+        cost_usd=0.02,
     ),
     TaskSkipped(run_id=RUN, at=9.0, task_id=A, reason="budget", blocked_by=B, cause="budget"),
     TaskUnreviewed(run_id=RUN, at=9.5, task_id=A, reason="outage", resumable=True),
@@ -223,7 +226,7 @@ SAMPLES: tuple[Event, ...] = (
         resolve=TaskId("a-resolve1"),
         rewired={TaskId("b"): (A, TaskId("a-resolve1"))},
     ),
-    DispatchStopped(run_id=RUN, at=13.0, reason="cancelled"),
+    DispatchStopped(run_id=RUN, at=13.0, reason="cancelled", detail="Ctrl-C"),
     AnswerWritten(run_id=RUN, at=13.5, answer="42"),
     RunFinished(
         run_id=RUN,
@@ -242,7 +245,8 @@ SAMPLES: tuple[Event, ...] = (
         tokens_cached=200,
         tokens_out=300,
         duration_ms=5000.0,
-        stop_reason="budget: spent",
+        stop_reason="budget: cost",
+        stop_detail="run cost limit reached",
     ),
 )
 

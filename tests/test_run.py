@@ -378,9 +378,13 @@ async def test_run_budget_stops_new_work(scripted: ScriptedModel, tmp_path: Path
     scripted.script("planner", plan(task("a"), task("b", "a")))
     scripted.script("worker", leaf("a"), task="a")
     standard(scripted)
-    result = await engine(scripted, tmp_path, limits=Limits(max_model_calls=2)).run("g")
+    # 3 calls: the plan, task a, and one held back for the answer; b's call does not fit.
+    result = await engine(scripted, tmp_path, limits=Limits(max_model_calls=3)).run("g")
     assert result.status == "partial"
-    assert isinstance(result.results[TaskId("b")], Skipped)
+    assert result.stop_reason == "budget: calls"
+    skipped = result.results[TaskId("b")]
+    assert isinstance(skipped, Skipped) and skipped.reason.startswith("budget: calls — ")
+    assert len(scripted.calls_for("synthesizer")) == 1
 
 
 async def test_run_started_events_carry_tier_and_model(
