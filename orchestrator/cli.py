@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TextIO, cast
 import anyio
 
 from .cli_plan import REFUSED, add_plan_flags, approval, plan_only, script_refusal
+from .cli_progress import progress_sinks
 from .errors import OrchestratorError, PlanValidationError, RunAbortedError
 from .secrets import Redactor, protect_process_secrets
 from .settings import Settings, secret_variables
@@ -242,8 +243,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             return 2
         return _run_script(target)
     from .app import Orchestrator
-    from .logs import StructlogSink, configure_logging
-    from .report import ProgressSink
+    from .logs import configure_logging
 
     configure_logging(level=logging.INFO if args.verbose else logging.WARNING)
     refused: list[str] = []
@@ -251,7 +251,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         workdir=args.workdir,
         settings=_settings(args),
         review=args.review,
-        sinks=(StructlogSink(),) if args.json else (StructlogSink(), ProgressSink()),
+        sinks=progress_sinks(as_json=args.json),
         on_plan=approval(refused, as_json=args.json) if args.approve else None,
     )
     if args.plan_only:
@@ -396,15 +396,14 @@ def _run_script(path: Path) -> int:
 def _cmd_resume(args: argparse.Namespace) -> int:
     """Continue a run from its journal; finished tasks are kept, in-flight ones run again."""
     from .app import Orchestrator
-    from .logs import StructlogSink, configure_logging
-    from .report import ProgressSink
+    from .logs import configure_logging
 
     configure_logging(level=logging.INFO if args.verbose else logging.WARNING)
     orch = Orchestrator(
         workdir=args.workdir,
         settings=_settings(args),
         review=args.review,
-        sinks=(StructlogSink(),) if args.json else (StructlogSink(), ProgressSink()),
+        sinks=progress_sinks(as_json=args.json),
     )
 
     resume = functools.partial(orch.resume, args.run_id)
