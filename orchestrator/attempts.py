@@ -170,9 +170,11 @@ class MergeDone:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AttemptCut:
-    """A running attempt was cancelled when a stop's grace ran out."""
+    """A running attempt was cancelled: a stop's grace ran out, or its streamed plan was
+    rejected."""
 
     task_id: TaskId
+    duration_ms: float = 0.0
 
 
 Message = (

@@ -120,7 +120,8 @@ def _header(state: RunState) -> Table:
     grid.add_column(overflow="fold")
     grid.add_row("goal", state.goal or "-")
     if state.stop_reason:
-        grid.add_row("stopped", state.stop_reason)
+        detail = f" — {state.stop_detail}" if state.stop_detail else ""
+        grid.add_row("stopped", f"{state.stop_reason}{detail}")
     grid.add_row("cost", cost_text(ledger.total))
     grid.add_row(
         "tokens",

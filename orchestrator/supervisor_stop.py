@@ -8,13 +8,14 @@ they are cancelled and their tasks end skipped too. Every such skip is resumable
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import anyio
 
 from .attempts import AttemptCut, Message
-from .events import DispatchStopped, SkipCause, TaskSkipped
+from .events import AttemptFinished, DispatchStopped, SkipCause, TaskSkipped
 from .models import StopReason, TaskId
 
 if TYPE_CHECKING:
@@ -42,10 +43,11 @@ class Stopping:
         """Run an attempt that a stop's grace can cut short."""
         scope = anyio.CancelScope()
         self._running[tid] = scope
+        started = time.perf_counter()
         try:
             with scope:
                 return await work()
-            return AttemptCut(task_id=tid)
+            return AttemptCut(task_id=tid, duration_ms=(time.perf_counter() - started) * 1000)
         finally:
             del self._running[tid]
             if not self._running and self._drained is not None:
@@ -75,10 +77,34 @@ class Stopping:
         for scope in self._running.values():
             scope.cancel()
 
+    def cut_running(self) -> None:
+        """Cancel every running attempt now (the streamed plan they came from was rejected)."""
+        for scope in self._running.values():
+            scope.cancel()
+
     def cut(self, msg: AttemptCut) -> None:
+        """A cut attempt ends: skipped by the run's stop, or (its streamed plan was rejected)
+        back to planned, for the repaired plan to adopt if it has the same task, else drop."""
         sup = self._sup
-        sup.scheduler.attempt_finished(msg.task_id)
-        self.skip(msg.task_id, _cause(sup.state.stop_reason))
+        tid = msg.task_id
+        sup.scheduler.attempt_finished(tid)
+        if sup.state.stop_reason:
+            self.skip(tid, _cause(sup.state.stop_reason))
+            return
+        rec = sup.record(tid)
+        sup.emit(
+            AttemptFinished(
+                run_id=sup.setup.run_id,
+                at=sup.now(),
+                task_id=tid,
+                attempt=rec.attempts,
+                tier=rec.tier,
+                outcome="cancelled",
+                turns=0,
+                duration_ms=msg.duration_ms,
+                detail="cancelled: the streamed plan it came from was rejected",
+            )
+        )
 
     def skip(self, tid: TaskId, cause: SkipCause, reason: str | None = None) -> None:
         """The run's stop, not a dependency, ends the task: a resumed run starts it again."""

@@ -83,8 +83,11 @@ class Streaming:
         self.outcome = StreamOutcome()
 
     def _reject(self, error: str, plan: Plan | None) -> None:
+        """Stop the streamed plan: nothing new starts and attempts it started are cut now (the
+        repaired plan adopts a task it has unchanged; the others are dropped with the plan)."""
         self.outcome = StreamOutcome(error=error, rejected=plan)
         self._sup.dispatcher.stop()
+        self._sup.stopping.cut_running()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
