@@ -214,3 +214,47 @@ async def test_the_answer_carries_every_recorded_result_verbatim(tmp_path: Path)
     assert prose.strip() == "There are 9999 words."
     assert "- count: succeeded: count counted\n    words: 1234\n" in recorded
     assert "(1000 more chars in result.json)" in recorded
+
+
+async def test_a_budget_that_cannot_cover_the_plan_ends_failed_and_says_so(tmp_path: Path) -> None:
+    model = ScriptedModel()
+    sink = RecordingSink()
+    result = await _engine(model, tmp_path, Limits(max_cost_usd=0.001), sink).run("g")
+    assert result.status == "failed" and result.stop_reason == "budget: cost"
+    assert result.answer.startswith("No plan was made: the planner's call did not fit")
+    assert model.calls == [] and result.results == {}
+    (finished,) = [e for e in sink.of("run_finished") if isinstance(e, RunFinished)]
+    assert finished.stop_reason == "budget: cost"
+
+
+async def test_a_failed_synthesis_still_answers_with_the_recorded_results(tmp_path: Path) -> None:
+    from orchestrator.errors import ModelAPIError
+
+    model = ScriptedModel().script("planner", plan(task("a")))
+    model.respond("worker", _worker).respond("reviewer", accept_all)
+    model.script("synthesizer", ModelAPIError("bad request", status_code=400, retryable=False))
+    result = await _engine(model, tmp_path, Limits(), RecordingSink()).run("g")
+    assert result.status == "completed"
+    assert result.answer.startswith("(no synthesis: ModelAPIError: bad request)")
+    assert "- a: succeeded: a done" in result.answer
+
+
+async def test_the_answer_shrinks_its_output_cap_to_the_held_back_share(tmp_path: Path) -> None:
+    """Work used nearly everything it may: the answer's 4,096-token cap does not fit what is
+    left, so the gateway halves it until it does (and the answer is still written)."""
+
+    def costly_review(request: ModelRequest) -> ModelReply:
+        usage = TokenUsage(input_tokens=9_000, output_tokens=300, requests=1)
+        return ModelReply(text=accept_all(request).text, usage=usage)
+
+    model = ScriptedModel().script("planner", plan(task("a")))
+    model.respond("worker", _worker).respond("reviewer", costly_review)
+    model.respond("synthesizer", answer)
+    # The plan, a and its review (~$0.027) fit in 90 %; the answer's worst case at 4,096
+    # tokens (~$0.063) does not fit the rest of $0.09, a smaller cap does.
+    limits = Limits(max_cost_usd=0.09, answer_share=0.1)
+    result = await _engine(model, tmp_path, limits, RecordingSink()).run("g")
+    (synth,) = model.calls_for("synthesizer")
+    assert synth.max_output_tokens is not None and 256 <= synth.max_output_tokens < 4_096
+    assert result.answer.startswith("final answer")
+    assert result.usage.cost_usd <= 0.09
