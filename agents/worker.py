@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -37,6 +38,12 @@ You are an executor agent. You carry out ONE task of a larger plan and report ba
 
 MAX_INVALID_REPLIES = 2
 """Malformed final replies in a row before the attempt counts as invalid output."""
+
+MAX_TOOL_OUTPUT_CHARS = 1_000
+"""Per tool result recorded among a compact report's outputs."""
+
+_Shape = tuple[tuple[ToolDefinition, ...], str, type[BaseModel] | None]
+"""One turn's tools, tool_choice and output type."""
 
 
 class OutputItem(BaseModel):
@@ -83,6 +90,8 @@ class ExecutorWorker:
         self._temperature = temperature
         self._max_output_tokens = max_output_tokens
         self._report: type[LeafReportOut] = CompactLeafReportOut if compact else LeafReportOut
+        self._records_tools = compact
+        """Very small models garble what tools returned: their reports carry it verbatim."""
 
     async def work(self, request: WorkRequest, client: ModelClient) -> WorkOutcome:
         caps = client.capabilities
@@ -92,10 +101,17 @@ class ExecutorWorker:
             SystemMessage(content=WORKER_PROMPT),
             UserMessage(content=render_task(request)),
         ]
+        # Where tools and a format cannot share a request, the report is a turn of its own.
+        split = bool(defs) and caps.tool_calls and not caps.tools_with_format
+        reporting = False
         invalid = 0
         tool_rounds = 0
+        tool_outputs: dict[str, str] = {}
         for turn in range(1, request.max_turns + 1):
-            shape = await self._shape(request, client, caps, defs, messages, tool_rounds)
+            if split and not reporting and tool_rounds and turn == request.max_turns:
+                reporting = True  # the last turn is the report's, so the tool work is not lost
+                messages.append(UserMessage(content=_REPORT_NOW))
+            shape = await self._shape(request, client, caps, defs, messages, tool_rounds, reporting)
             try:
                 reply = await client.complete(self._request(request, messages, *shape))
             except ModelBehaviorError as exc:
@@ -106,21 +122,26 @@ class ExecutorWorker:
                 continue
             if reply.tool_calls:
                 tool_rounds += 1
-                messages.extend(await self._run_tools(request, tools, reply))
+                results = await self._run_tools(request, tools, reply)
+                messages.extend(results)
+                if self._records_tools:
+                    _record_tool_outputs(tool_outputs, results)
                 if caps.tool_calls_need_named_choice and len(defs) == 1:
                     # The next turn must report; small models follow the last instruction best.
                     messages.append(UserMessage(content=_REPORT_NOW))
                 continue
-            report = _report(reply, turn)
-            if report is not None:
-                return report
+            if (report := _report(reply, turn)) is not None:
+                return _with_tool_outputs(report, tool_outputs)
+            if split and not reporting:
+                # A text reply ends the tool phase: ask for the report, now with its schema.
+                reporting = True
+                messages.extend(_then(reply.text, _REPORT_NOW))
+                continue
             invalid += 1
             if invalid >= MAX_INVALID_REPLIES:
-                return AttemptError(
-                    trigger="invalid_output", detail=f"no report in: {reply.text[:300]}", turns=turn
-                )
-            messages.append(AssistantMessage(content=reply.text))
-            messages.append(UserMessage(content=_ASK))
+                detail = f"no report in: {reply.text[:300]}"
+                return AttemptError(trigger="invalid_output", detail=detail, turns=turn)
+            messages.extend(_then(reply.text, _ASK))
         return AttemptError(
             trigger="turn_limit",
             detail=f"no report after {request.max_turns} turns",
@@ -135,12 +156,15 @@ class ExecutorWorker:
         defs: tuple[ToolDefinition, ...],
         messages: Sequence[Message],
         tool_rounds: int,
-    ) -> tuple[tuple[ToolDefinition, ...], str, type[BaseModel] | None]:
+        reporting: bool,
+    ) -> _Shape:
         """Tools, tool_choice and output type for the next turn, adapted to the backend."""
-        if not defs or not caps.tool_calls:
+        if reporting or not defs or not caps.tool_calls:
             return (), "none", self._report
         if not caps.tool_calls_need_named_choice:
-            return defs, "auto", self._report
+            # Without `tools_with_format` a format's grammar would forbid tool calls: tool turns
+            # go without it and `work` asks for the report in a turn of its own.
+            return defs, "auto", self._report if caps.tools_with_format else None
         # Named-choice backends: one forced call per round, chosen by a small structured step.
         if len(defs) == 1:
             return (defs, defs[0].name, None) if tool_rounds == 0 else ((), "none", self._report)
@@ -211,6 +235,12 @@ _CHOOSE = (
 )
 
 
+def _then(text: str, ask: str) -> list[Message]:
+    """The model's text reply (if any), then what we ask next."""
+    said: list[Message] = [AssistantMessage(content=text)] if text else []
+    return [*said, UserMessage(content=ask)]
+
+
 async def _call_tool(request: WorkRequest, tools: dict[str, Tool], call: ToolCall) -> ToolOutput:
     """Run one call; every failure becomes output the model can read, never a crash of the loop."""
     tool = tools.get(call.name)
@@ -236,6 +266,24 @@ async def _call_tool(request: WorkRequest, tools: dict[str, Tool], call: ToolCal
         return ToolOutput(content=sig.message, is_error=True, native={"terminal": True})
     except Exception as exc:  # a tool bug must not kill the attempt: the model sees it and adapts
         return ToolOutput(content=f"{type(exc).__name__}: {exc}", is_error=True)
+
+
+def _record_tool_outputs(recorded: dict[str, str], results: Sequence[Message]) -> None:
+    """Note each successful tool result under the tool's name (`name #2` for a second call)."""
+    for message in results:
+        if isinstance(message, ToolResultMessage) and not message.is_error:
+            name, n = message.name, 1
+            while name in recorded:
+                n += 1
+                name = f"{message.name} #{n}"
+            recorded[name] = message.content[:MAX_TOOL_OUTPUT_CHARS]
+
+
+def _with_tool_outputs(report: LeafReport, tool_outputs: Mapping[str, str]) -> LeafReport:
+    """The report with what the tools returned among its outputs, over any same-named guess."""
+    if not tool_outputs:
+        return report
+    return dataclasses.replace(report, outputs={**report.outputs, **tool_outputs})
 
 
 def _report(reply: ModelReply, turn: int) -> LeafReport | None:

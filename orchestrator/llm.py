@@ -84,8 +84,10 @@ class ToolDefinition:
 StructuredOutputStyle = Literal["json_schema", "json_object_schema", "json_object", "prompt"]
 """How a backend is asked for structured output.
 
-- json_schema: OpenAI strict `json_schema` response format.
-- json_object_schema: `{"type": "json_object", "schema": ...}` (llama.cpp server).
+- json_schema: the `json_schema` response format (Responses API: `text.format`); strict when
+  `ModelCapabilities.strict_schema`.
+- json_object_schema: `{"type": "json_object", "schema": ...}` (llama.cpp server, which also
+  reads it as a top-level `response_format` on its Responses endpoint).
 - json_object: JSON mode without a schema; the schema goes in the prompt.
 - prompt: no JSON mode; schema in the prompt, reply parsed leniently.
 """
@@ -99,7 +101,9 @@ class ModelCapabilities:
     tool_calls: bool = True
     """Whether the backend returns tool calls at all."""
     forced_tool_choice: bool = True
-    """Whether `tool_choice` may name one function."""
+    """Whether `tool_choice` may be an object naming one function. Off, a named choice goes as
+    the string `"required"` with the named tool alone (llama.cpp's server reads any object as
+    "auto"; Ollama has no `tool_choice`)."""
     tool_calls_need_named_choice: bool = False
     """Tool calls only come back when `tool_choice` names the function (llama.cpp server)."""
     parallel_requests: int = 64
@@ -110,6 +114,20 @@ class ModelCapabilities:
     streaming: bool = True
     prompt_caching: bool = True
     """Whether the backend reports cached input tokens (stable prefixes pay off)."""
+    tools_with_format: bool = True
+    """Whether one request may carry tools and a structured-output format and still get tool
+    calls back. Off (llama.cpp, vLLM, Ollama: the format's grammar wins), the executor's tool
+    turns go without a format and its report is a turn of its own, and a client that is sent
+    both anyway puts the schema in the prompt instead."""
+    responses_text_format: bool = True
+    """Whether the Responses API honours `text.format`; off (llama.cpp's server drops it), the
+    schema goes in the instructions and the reply is parsed leniently."""
+    strict_schema: bool = True
+    """Whether output schemas must be in OpenAI's strict subset (all fields required, no
+    `maxLength` & co.). Off, they keep the constraints a grammar-based server enforces."""
+    default_max_output_tokens: int | None = None
+    """Output cap sent when a request names none; compatible servers may otherwise generate
+    until their context is full. None sends no cap (OpenAI's default is bounded)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

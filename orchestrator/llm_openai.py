@@ -1,7 +1,8 @@
-"""Plumbing shared by the OpenAI clients: SDK construction, error mapping, usage and strict schemas.
+"""Plumbing shared by the OpenAI clients: SDK construction, error mapping, usage and parsing.
 
 Only `llm_openai*.py` import `openai`, and no openai type leaves them. The clients live in
-`llm_openai_responses.py` (`OpenAIResponsesClient`) and `llm_openai_chat.py` (`OpenAIChatClient`).
+`llm_openai_responses.py` (`OpenAIResponsesClient`) and `llm_openai_chat.py` (`OpenAIChatClient`);
+what both send for a request, given a server's capabilities, is in `llm_openai_shape.py`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from pydantic import BaseModel, ValidationError
 from .errors import ModelAPIError, ModelBehaviorError, ModelTimeoutError
 from .llm import JSONValue, ModelCapabilities, ModelRequest, RateLimitInfo, ToolKind
 from .models import TokenUsage
+from .schema import schema_name as schema_name
+from .schema import strict_json_schema as strict_json_schema
 from .secrets import redact
 
 if TYPE_CHECKING:
@@ -65,29 +68,6 @@ EMPTY_PARAMETERS: Mapping[str, JSONValue] = {
     "additionalProperties": False,
 }
 """The arguments schema of a tool that takes none, in strict form."""
-_UNSUPPORTED_KEYWORDS = frozenset(
-    {
-        "default",
-        "discriminator",
-        "examples",
-        "minLength",
-        "maxLength",
-        "patternProperties",
-        "unevaluatedProperties",
-        "propertyNames",
-        "minProperties",
-        "maxProperties",
-        "unevaluatedItems",
-        "contains",
-        "minContains",
-        "maxContains",
-        "uniqueItems",
-    }
-)
-"""Keywords OpenAI strict mode rejects; pydantic validates them after the reply instead."""
-_SCHEMA_MAPS = frozenset({"properties", "$defs"})
-_SCHEMA_LISTS = frozenset({"anyOf", "oneOf", "allOf", "prefixItems"})
-_SCHEMA_VALUES = frozenset({"items", "additionalProperties", "not"})
 
 
 class RawResponse(Protocol):
@@ -304,75 +284,6 @@ def native_tool_name(request: ModelRequest, kind: ToolKind) -> str:
         if tool.kind == kind:
             return tool.name
     return kind
-
-
-def schema_name(output_type: type[BaseModel]) -> str:
-    """A `json_schema` name OpenAI accepts (`^[a-zA-Z0-9_-]{1,64}$`)."""
-    return re.sub(r"[^a-zA-Z0-9_-]", "_", output_type.__name__)[:64] or "output"
-
-
-def strict_json_schema(output_type: type[BaseModel]) -> dict[str, JSONValue]:
-    """The model's JSON schema in OpenAI strict form.
-
-    Every object gets `additionalProperties: false` and lists all its properties as required
-    (optional fields stay nullable), `oneOf` becomes `anyOf`, a `$ref` with siblings is inlined,
-    and keywords strict mode rejects are dropped. `$defs` and plain `$ref` are kept.
-
-    Raises:
-        ValueError: the schema has a free-form mapping (a `dict` field), which strict mode
-            cannot express.
-    """
-    schema = output_type.model_json_schema()
-    defs = cast(dict[str, JSONValue], schema.get("$defs", {}))
-    return cast(dict[str, JSONValue], _strict(schema, defs, "#"))
-
-
-def _strict(node: JSONValue, defs: Mapping[str, JSONValue], path: str) -> JSONValue:
-    if not isinstance(node, dict):
-        return node
-    out: dict[str, JSONValue] = {}
-    for key, value in _flatten(cast(dict[str, JSONValue], node), defs).items():
-        here = f"{path}/{key}"
-        if key in _UNSUPPORTED_KEYWORDS:
-            continue
-        if key in _SCHEMA_MAPS and isinstance(value, dict):
-            subs = cast(dict[str, JSONValue], value)
-            out[key] = {name: _strict(sub, defs, f"{here}/{name}") for name, sub in subs.items()}
-        elif key in _SCHEMA_LISTS and isinstance(value, list):
-            subs_list = cast(list[JSONValue], value)
-            name = "anyOf" if key == "oneOf" else key
-            out[name] = [_strict(sub, defs, f"{here}/{i}") for i, sub in enumerate(subs_list)]
-        elif key in _SCHEMA_VALUES:
-            out[key] = _strict(value, defs, here)
-        else:
-            out[key] = value
-    if out.get("type") == "object" or "properties" in out:
-        extra = out.get("additionalProperties")
-        if "properties" not in out and extra not in (None, False):
-            raise ValueError(
-                f"{path}: a free-form mapping cannot be expressed in OpenAI strict mode; "
-                "use a list of objects with explicit fields instead"
-            )
-        properties = cast(dict[str, JSONValue], out.setdefault("properties", {}))
-        out["required"] = list(properties)
-        out["additionalProperties"] = False
-    return out
-
-
-def _flatten(node: dict[str, JSONValue], defs: Mapping[str, JSONValue]) -> dict[str, JSONValue]:
-    """Inline a `$ref` that has siblings and a single-entry `allOf`, which strict mode refuses."""
-    node = dict(node)
-    all_of = node.get("allOf")
-    if isinstance(all_of, list) and len(cast(list[JSONValue], all_of)) == 1:
-        del node["allOf"]
-        node = {**cast(dict[str, JSONValue], cast(list[JSONValue], all_of)[0]), **node}
-    ref = node.get("$ref")
-    if isinstance(ref, str) and len(node) > 1 and ref.startswith("#/$defs/"):
-        target = defs.get(ref.removeprefix("#/$defs/"))
-        if isinstance(target, dict):
-            del node["$ref"]
-            node = {**cast(dict[str, JSONValue], target), **node}
-    return node
 
 
 def parse_output(

@@ -1,17 +1,15 @@
 """`OpenAIChatClient`: OpenAI-compatible Chat Completions (vLLM, Ollama, llama.cpp server, ...).
 
 The request adapts to `ModelCapabilities`, never to a vendor's name: how structured output is asked
-for, whether a lone tool must be named in `tool_choice`, and whether `tool_choice` may name one.
+for (and whether it may share a request with tools), whether a lone tool must be named in
+`tool_choice`, whether `tool_choice` may be an object, and the default output cap.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
-
-from pydantic import BaseModel
 
 from .errors import ModelAPIError, ModelBehaviorError
 from .llm import (
@@ -23,7 +21,6 @@ from .llm import (
     ModelRequest,
     ReplyDone,
     StreamEvent,
-    StructuredOutputStyle,
     SystemMessage,
     TextDelta,
     ToolCall,
@@ -38,10 +35,9 @@ from .llm_openai import (
     RawResponse,
     parse_output,
     rate_limits,
-    schema_name,
-    strict_json_schema,
     token_usage,
 )
+from .llm_openai_shape import OutputShape, named_choice, output_cap, output_shape
 from .models import TokenUsage
 
 if TYPE_CHECKING:
@@ -52,11 +48,6 @@ if TYPE_CHECKING:
 
 CHAT_CAPABILITIES = ModelCapabilities()
 """OpenAI-like: strict `json_schema` output and `tool_choice` that may name a function."""
-
-_SCHEMA_PROMPT = (
-    "Reply with exactly one JSON object that matches this JSON schema, and nothing else "
-    "(no prose, no code fence):\n{schema}"
-)
 
 
 class OpenAIChatClient(OpenAIClientBase):
@@ -146,29 +137,27 @@ def chat_body(request: ModelRequest, capabilities: ModelCapabilities) -> dict[st
         ValueError: the request carries a native (non-function) tool or tool call, or tools
             while `capabilities.tool_calls` is off; the engine never sends those here.
     """
-    body: dict[str, Any] = {"model": request.model, "messages": _messages(request, capabilities)}
+    shape = output_shape(request, capabilities)
+    body: dict[str, Any] = {"model": request.model, "messages": _messages(request, shape)}
     if request.tools:
         tools, choice = _tools_and_choice(request, capabilities)
         body["tools"] = tools
         body["tool_choice"] = choice
-    if request.output_type is not None:
-        response_format = _response_format(request.output_type, capabilities.structured_output)
-        if response_format is not None:
-            body["response_format"] = response_format
+    if shape is not None and shape.format is not None:
+        body["response_format"] = _response_format(shape)
     if request.temperature is not None:
         body["temperature"] = request.temperature
-    if request.max_output_tokens is not None:
-        body["max_tokens"] = request.max_output_tokens
+    if (cap := output_cap(request, capabilities)) is not None:
+        body["max_tokens"] = cap
     if request.prompt_cache_key is not None and capabilities.prompt_caching:
         body["prompt_cache_key"] = request.prompt_cache_key
     return body
 
 
-def _messages(request: ModelRequest, capabilities: ModelCapabilities) -> list[dict[str, JSONValue]]:
+def _messages(request: ModelRequest, shape: OutputShape | None) -> list[dict[str, JSONValue]]:
     messages = [_message(message) for message in request.messages]
-    style = capabilities.structured_output
-    if request.output_type is not None and style in ("json_object", "prompt"):
-        note = _SCHEMA_PROMPT.format(schema=json.dumps(strict_json_schema(request.output_type)))
+    if shape is not None and shape.prompt_note is not None:
+        note = shape.prompt_note
         if messages and messages[0]["role"] == "system":
             messages[0] = {"role": "system", "content": f"{messages[0]['content']}\n\n{note}"}
         else:
@@ -220,20 +209,17 @@ def _tools_and_choice(
     tools = list(request.tools)
     for tool in tools:
         _require_function(tool.kind, tool.name)
-    choice = request.tool_choice
-    result: JSONValue = choice
-    if choice in ("auto", "required", "none"):
-        if capabilities.tool_calls_need_named_choice and choice != "none" and len(tools) == 1:
-            result = _named(tools[0].name)
-    elif not any(tool.name == choice for tool in tools):
-        raise ValueError(f"tool_choice names {choice!r}, which is not one of the request's tools")
-    elif capabilities.forced_tool_choice:
-        result = _named(choice)
-    else:
-        tools = [tool for tool in tools if tool.name == choice]
-        result = "required"
-    # `strict` only where the server knows strict schemas; others may reject the field.
-    strict_ok = capabilities.structured_output == "json_schema"
+    name, how = named_choice(request, capabilities)
+    lone = len(tools) == 1 and how != "none"
+    if name is None and lone and capabilities.tool_calls_need_named_choice:
+        name, how = tools[0].name, "object" if capabilities.forced_tool_choice else "required"
+    result: JSONValue = how
+    if name is not None and how == "object":
+        result = _named(name)
+    elif name is not None:
+        tools = [tool for tool in tools if tool.name == name]
+    # `strict` only where the server knows OpenAI strict schemas; others may reject the field.
+    strict_ok = capabilities.strict_schema and capabilities.structured_output == "json_schema"
     params = [_function_param(tool, strict=strict_ok) for tool in tools]
     return params, result
 
@@ -253,23 +239,17 @@ def _named(name: str) -> dict[str, JSONValue]:
     return {"type": "function", "function": {"name": name}}
 
 
-def _response_format(
-    output_type: type[BaseModel], style: StructuredOutputStyle
-) -> dict[str, JSONValue] | None:
-    match style:
+def _response_format(shape: OutputShape) -> dict[str, JSONValue]:
+    match shape.format:
         case "json_schema":
-            json_schema: dict[str, JSONValue] = {
-                "name": schema_name(output_type),
-                "schema": strict_json_schema(output_type),
-                "strict": True,
-            }
+            json_schema: dict[str, JSONValue] = {"name": shape.name, "schema": shape.schema}
+            if shape.strict:
+                json_schema["strict"] = True
             return {"type": "json_schema", "json_schema": json_schema}
         case "json_object_schema":
-            return {"type": "json_object", "schema": strict_json_schema(output_type)}
-        case "json_object":
+            return {"type": "json_object", "schema": shape.schema}
+        case "json_object" | None:
             return {"type": "json_object"}
-        case "prompt":
-            return None
 
 
 def reply_from_completion(
@@ -320,9 +300,11 @@ def _reply(
     if calls and finish == "stop":
         finish = "tool_calls"  # servers differ here; the engine reads one value
     parsed = None
-    if request.output_type is not None and not calls:
-        lenient = capabilities.structured_output != "json_schema"
-        parsed = parse_output(text, request.output_type, lenient=lenient, usage=usage, model=model)
+    shape = output_shape(request, capabilities)
+    if request.output_type is not None and shape is not None and not calls:
+        parsed = parse_output(
+            text, request.output_type, lenient=shape.lenient, usage=usage, model=model
+        )
     return ModelReply(
         text=text,
         parsed=parsed,

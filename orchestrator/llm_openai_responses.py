@@ -2,12 +2,14 @@
 
 Stateless by design: every call sends the whole conversation in `input` (nothing is stored
 server side unless `store=True`), so retries, replays and tier escalation need no server state.
+Other servers' /v1/responses get the same adaptations as the chat client (`llm_openai_shape.py`):
+`text.format` only where it is honoured, named `tool_choice` objects only where accepted.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
@@ -37,10 +39,9 @@ from .llm_openai import (
     native_tool_name,
     parse_output,
     rate_limits,
-    schema_name,
-    strict_json_schema,
     token_usage,
 )
+from .llm_openai_shape import OutputShape, named_choice, output_cap, output_shape
 from .models import TokenUsage
 
 if TYPE_CHECKING:
@@ -73,6 +74,8 @@ class OpenAIResponsesClient(OpenAIClientBase):
         timeout_s: Per-request timeout; expiry raises `ModelTimeoutError`.
         capabilities: Overrides `RESPONSES_CAPABILITIES`.
         store: Let OpenAI keep the responses; off, since every call is self-contained.
+        extra_body: Extra JSON fields merged into every request body (e.g. llama.cpp's
+            `parallel_tool_calls`); they win over the fields this client sets.
     """
 
     def __init__(
@@ -84,6 +87,7 @@ class OpenAIResponsesClient(OpenAIClientBase):
         timeout_s: float = 120.0,
         capabilities: ModelCapabilities | None = None,
         store: bool = False,
+        extra_body: Mapping[str, object] | None = None,
     ) -> None:
         super().__init__(
             api_key=api_key,
@@ -93,14 +97,21 @@ class OpenAIResponsesClient(OpenAIClientBase):
             capabilities=capabilities or RESPONSES_CAPABILITIES,
         )
         self._store = store
+        self._extra_body = dict(extra_body) if extra_body else None
+
+    def _body(self, request: ModelRequest) -> dict[str, Any]:
+        body = responses_body(request, self._capabilities, store=self._store)
+        if self._extra_body:
+            body["extra_body"] = {**body.get("extra_body", {}), **self._extra_body}
+        return body
 
     async def complete(self, request: ModelRequest) -> ModelReply:
         """Run one request to completion; see `map_openai_errors` for what it raises."""
-        body = responses_body(request, self._capabilities, store=self._store)
+        body = self._body(request)
         with self._mapped_errors():
             raw = cast(RawResponse, await self._client.responses.with_raw_response.create(**body))
             response = cast("Response", raw.parse())
-        reply = reply_from_response(response, request)
+        reply = reply_from_response(response, request, self._capabilities)
         return replace(reply, rate_limits=rate_limits(raw.headers))
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
@@ -112,7 +123,7 @@ class OpenAIResponsesClient(OpenAIClientBase):
             for event in whole_reply_stream(await self.complete(request)):
                 yield event
             return
-        body = responses_body(request, self._capabilities, store=self._store)
+        body = self._body(request)
         final: Response | None = None
         with self._mapped_errors():
             raw = await self._client.responses.with_raw_response.create(**body, stream=True)
@@ -129,7 +140,7 @@ class OpenAIResponsesClient(OpenAIClientBase):
                 status_code=None,
                 retryable=True,
             )
-        reply = reply_from_response(final, request)
+        reply = reply_from_response(final, request, self._capabilities)
         yield ReplyDone(reply=replace(reply, rate_limits=rate_limits(raw.headers)))
 
 
@@ -150,34 +161,58 @@ def _final_response(event: ResponseStreamEvent) -> Response | None:
 def responses_body(
     request: ModelRequest, capabilities: ModelCapabilities, *, store: bool
 ) -> dict[str, Any]:
-    """The `responses.create` keyword arguments for one request (the JSON body, minus `stream`)."""
+    """The `responses.create` keyword arguments for one request (the JSON body, minus `stream`).
+
+    A `json_object_schema` format is llama.cpp's `response_format`, which its /v1/responses
+    reads too; it goes in `extra_body`, since the SDK has no such parameter.
+    """
+    shape = output_shape(request, capabilities, text_format=capabilities.responses_text_format)
     instructions, items = _input_items(request)
+    if shape is not None and shape.prompt_note is not None:
+        note = shape.prompt_note
+        instructions = note if instructions is None else f"{instructions}\n\n{note}"
     body: dict[str, Any] = {"model": request.model, "input": items, "store": store}
     if instructions is not None:
         body["instructions"] = instructions
     if request.tools:
-        body["tools"] = [_tool_param(tool, capabilities) for tool in request.tools]
-        body["tool_choice"] = _tool_choice(request)
-    if request.output_type is not None:
-        body["text"] = {
-            "format": {
-                "type": "json_schema",
-                "name": schema_name(request.output_type),
-                "schema": strict_json_schema(request.output_type),
-                "strict": True,
-            }
-        }
+        body["tools"], body["tool_choice"] = _tools_and_choice(request, capabilities)
+    if shape is not None and shape.format is not None:
+        _add_format(body, shape)
     if request.temperature is not None:
         body["temperature"] = request.temperature
-    if request.max_output_tokens is not None:
-        body["max_output_tokens"] = request.max_output_tokens
+    if (cap := output_cap(request, capabilities)) is not None:
+        body["max_output_tokens"] = cap
     if request.prompt_cache_key is not None and capabilities.prompt_caching:
         body["prompt_cache_key"] = request.prompt_cache_key
     return body
 
 
+def _add_format(body: dict[str, Any], shape: OutputShape) -> None:
+    match shape.format:
+        case "json_schema":
+            config: dict[str, JSONValue] = {
+                "type": "json_schema",
+                "name": shape.name,
+                "schema": shape.schema,
+            }
+            if shape.strict:
+                config["strict"] = True
+            body["text"] = {"format": config}
+        case "json_object":
+            body["text"] = {"format": {"type": "json_object"}}
+        case "json_object_schema":
+            response_format = {"type": "json_object", "schema": shape.schema}
+            body["extra_body"] = {"response_format": response_format}
+        case None:
+            pass
+
+
 def _input_items(request: ModelRequest) -> tuple[str | None, list[dict[str, JSONValue]]]:
-    """The first system message becomes `instructions`; everything else an input item."""
+    """The first system message becomes `instructions`; everything else an input item.
+
+    Assistant text is a typed `message` item: servers that convert input items to chat messages
+    (llama.cpp) cannot tell an untyped assistant item from the other kinds.
+    """
     instructions: str | None = None
     items: list[dict[str, JSONValue]] = []
     for message in request.messages:
@@ -190,7 +225,8 @@ def _input_items(request: ModelRequest) -> tuple[str | None, list[dict[str, JSON
                 items.append({"role": "user", "content": content})
             case AssistantMessage():
                 if message.content:
-                    items.append({"role": "assistant", "content": message.content})
+                    text = {"type": "message", "role": "assistant", "content": message.content}
+                    items.append(text)
                 items.extend(_call_item(call) for call in message.tool_calls)
             case ToolResultMessage():
                 items.append(_output_item(message))
@@ -252,6 +288,22 @@ def _shell_output(message: ToolResultMessage) -> list[JSONValue]:
     return [{"stdout": message.content, "stderr": "", "outcome": outcome}]
 
 
+def _tools_and_choice(
+    request: ModelRequest, capabilities: ModelCapabilities
+) -> tuple[list[dict[str, JSONValue]], JSONValue]:
+    """The tools and a `tool_choice` the server honours: a named tool goes as an object where
+    `forced_tool_choice` allows one, else alone with "required"."""
+    name, how = named_choice(request, capabilities)
+    tools = request.tools
+    choice: JSONValue = how
+    if name is not None and how == "required":
+        tools = tuple(tool for tool in tools if tool.name == name)
+    elif name is not None:
+        kind = next(tool.kind for tool in tools if tool.name == name)
+        choice = {"type": "function", "name": name} if kind == "function" else {"type": kind}
+    return [_tool_param(tool, capabilities) for tool in tools], choice
+
+
 def _tool_param(tool: ToolDefinition, capabilities: ModelCapabilities) -> dict[str, JSONValue]:
     if tool.kind == "function":
         return {
@@ -259,7 +311,7 @@ def _tool_param(tool: ToolDefinition, capabilities: ModelCapabilities) -> dict[s
             "name": tool.name,
             "description": tool.description,
             "parameters": dict(tool.parameters or EMPTY_PARAMETERS),
-            "strict": tool.strict,
+            "strict": tool.strict and capabilities.strict_schema,
         }
     if tool.kind not in capabilities.native_tools:
         raise ValueError(
@@ -269,20 +321,14 @@ def _tool_param(tool: ToolDefinition, capabilities: ModelCapabilities) -> dict[s
     return {"type": tool.kind}
 
 
-def _tool_choice(request: ModelRequest) -> JSONValue:
-    choice = request.tool_choice
-    if choice in ("auto", "required", "none"):
-        return choice
-    for tool in request.tools:
-        if tool.name == choice:
-            if tool.kind == "function":
-                return {"type": "function", "name": choice}
-            return {"type": tool.kind}
-    raise ValueError(f"tool_choice names {choice!r}, which is not one of the request's tools")
-
-
-def reply_from_response(response: Response, request: ModelRequest) -> ModelReply:
+def reply_from_response(
+    response: Response,
+    request: ModelRequest,
+    capabilities: ModelCapabilities = RESPONSES_CAPABILITIES,
+) -> ModelReply:
     """Our reply from a finished `Response`: text, tool calls, parsed output and usage.
+
+    The text is parsed leniently unless the server enforced a strict schema.
 
     Raises:
         ModelAPIError: the response failed server side (retryable).
@@ -315,8 +361,11 @@ def reply_from_response(response: Response, request: ModelRequest) -> ModelReply
     text = "".join(texts)
     usage = _usage(response.usage)
     parsed = None
-    if request.output_type is not None and not calls:
-        parsed = parse_output(text, request.output_type, usage=usage, model=response.model)
+    shape = output_shape(request, capabilities, text_format=capabilities.responses_text_format)
+    if request.output_type is not None and shape is not None and not calls:
+        parsed = parse_output(
+            text, request.output_type, lenient=shape.lenient, usage=usage, model=response.model
+        )
     return ModelReply(
         text=text,
         parsed=parsed,

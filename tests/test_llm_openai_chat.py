@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 import anyio
 import httpx2
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from orchestrator.errors import ModelAPIError, ModelBehaviorError
 from orchestrator.llm import (
@@ -27,7 +28,9 @@ from orchestrator.llm import (
 )
 from orchestrator.llm_openai import strict_json_schema
 from orchestrator.llm_openai_chat import CHAT_CAPABILITIES, OpenAIChatClient
+from orchestrator.llm_openai_shape import COMPATIBLE_CAPABILITIES, SERVER_CAPABILITIES
 from orchestrator.models import TokenUsage
+from orchestrator.schema import grammar_json_schema
 
 from .openai_payloads import (
     ScriptedServer,
@@ -385,3 +388,130 @@ async def test_chat_concurrent_calls_are_all_answered(make_client: MakeClient) -
             tg.start_soon(ask, n)
     assert replies == {n: f"answer to q{n}" for n in range(20)}
     assert len(server.requests) == 20
+
+
+# Compatible servers: tools vs format, named choice as a string, grammar schemas, output caps --
+
+
+class Report(BaseModel):
+    status: str
+    summary: str = Field(max_length=40)
+    files: list[str] = Field(max_length=3)
+
+
+LLAMA_SERVER = replace(SERVER_CAPABILITIES["llama-server"], structured_output="json_object_schema")
+REPORT_JSON = '{"status": "done", "summary": "Read it.", "files": ["a.py"]}'
+
+
+async def test_chat_tools_and_format_never_share_a_request(make_client: MakeClient) -> None:
+    """The format's grammar would forbid tool calls: the schema moves to the prompt instead."""
+    server = ScriptedServer(ok(chat_completion(f"Done.\n```json\n{REPORT_JSON}\n```")))
+    reply = await make_client(server, capabilities=LLAMA_SERVER).complete(
+        request(tools=(READ_FILE,), output_type=Report)
+    )
+    body = server.body
+    assert "response_format" not in body
+    assert body["tool_choice"] == "auto"
+    system = body["messages"][0]["content"]
+    assert system.startswith("You review diffs.\n\nReply with exactly one JSON object")
+    assert json.dumps(grammar_json_schema(Report)) in system
+    assert reply.parsed == Report(status="done", summary="Read it.", files=["a.py"])
+
+
+async def test_chat_tools_and_format_share_a_request_where_allowed(
+    make_client: MakeClient,
+) -> None:
+    server = ScriptedServer(ok(chat_completion(VERDICT_JSON)))
+    await make_client(server).complete(request(tools=(READ_FILE,), output_type=Verdict))
+    assert server.body["response_format"]["type"] == "json_schema"
+    assert server.body["messages"][0] == {"role": "system", "content": "You review diffs."}
+
+
+async def test_chat_format_stays_when_tool_choice_is_none(make_client: MakeClient) -> None:
+    server = ScriptedServer(ok(chat_completion(REPORT_JSON)))
+    await make_client(server, capabilities=LLAMA_SERVER).complete(
+        request(tools=(READ_FILE,), tool_choice="none", output_type=Report)
+    )
+    assert server.body["response_format"] == {
+        "type": "json_object",
+        "schema": grammar_json_schema(Report),
+    }
+
+
+@pytest.mark.parametrize(
+    ("strict", "max_length"),
+    [(True, None), (False, 40)],
+    ids=["openai-strict-drops-it", "grammar-keeps-it"],
+)
+async def test_chat_schema_keeps_constraints_only_for_grammar_servers(
+    make_client: MakeClient, strict: bool, max_length: int | None
+) -> None:
+    server = ScriptedServer(ok(chat_completion(REPORT_JSON)))
+    caps = ModelCapabilities(strict_schema=strict)
+    await make_client(server, capabilities=caps).complete(request(output_type=Report))
+    json_schema = server.body["response_format"]["json_schema"]
+    summary = json_schema["schema"]["properties"]["summary"]
+    assert summary.get("maxLength") == max_length
+    assert json_schema.get("strict") is (True if strict else None)
+
+
+async def test_chat_grammar_json_schema_sends_no_strict_flags(make_client: MakeClient) -> None:
+    server = ScriptedServer(ok(chat_completion(REPORT_JSON)))
+    caps = SERVER_CAPABILITIES["vllm"]
+    await make_client(server, capabilities=caps).complete(
+        request(tools=(READ_FILE,), tool_choice="none", output_type=Report)
+    )
+    body = server.body
+    assert body["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "Report", "schema": grammar_json_schema(Report)},
+    }
+    assert "strict" not in body["tools"][0]["function"]
+
+
+@pytest.mark.parametrize(
+    ("choice", "tools", "sent"),
+    [
+        ("list_dir", ["list_dir"], "required"),
+        ("auto", ["read_file", "list_dir"], "auto"),
+        ("required", ["read_file", "list_dir"], "required"),
+    ],
+    ids=["named", "auto", "required"],
+)
+async def test_chat_tool_choice_is_a_string_where_objects_are_unsupported(
+    make_client: MakeClient, choice: str, tools: list[str], sent: str
+) -> None:
+    server = ScriptedServer(ok(chat_completion("ok")))
+    await make_client(server, capabilities=LLAMA_SERVER).complete(
+        request(tools=(READ_FILE, LIST_DIR), tool_choice=choice)
+    )
+    assert [tool["function"]["name"] for tool in server.body["tools"]] == tools
+    assert server.body["tool_choice"] == sent
+
+
+async def test_chat_lone_tool_named_by_string_when_objects_are_unsupported(
+    make_client: MakeClient,
+) -> None:
+    server = ScriptedServer(ok(chat_completion("ok")))
+    caps = replace(LLAMA_SERVER, tool_calls_need_named_choice=True)
+    await make_client(server, capabilities=caps).complete(request(tools=(READ_FILE,)))
+    assert server.body["tool_choice"] == "required"
+
+
+@pytest.mark.parametrize(
+    ("asked", "sent"), [(None, 4096), (300, 300)], ids=["server-default", "request"]
+)
+async def test_chat_output_cap_defaults_for_compatible_servers(
+    make_client: MakeClient, asked: int | None, sent: int
+) -> None:
+    server = ScriptedServer(ok(chat_completion("ok")))
+    await make_client(server, capabilities=COMPATIBLE_CAPABILITIES).complete(
+        request(max_output_tokens=asked, temperature=0.0)
+    )
+    assert (server.body["max_tokens"], server.body["temperature"]) == (sent, 0.0)
+
+
+async def test_chat_openai_sends_no_output_cap_by_default(make_client: MakeClient) -> None:
+    server = ScriptedServer(ok(chat_completion("ok")))
+    await make_client(server).complete(request())
+    assert "max_tokens" not in server.body
