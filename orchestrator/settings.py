@@ -55,6 +55,9 @@ class Settings(BaseModel):
     shell_sandbox: ShellSandbox = "auto"
     """Isolation of model-run commands and acceptance checks; "off" only on purpose (a trusted
     host without bubblewrap's namespaces): commands then run with our user and filesystem."""
+    plugins: bool = True
+    """Load the tools installed plugins register under the `orchestrator.tools` entry-point group
+    into every run (a broken plugin is skipped and reported); False (ORCH_PLUGINS=0) opts out."""
     otel: bool = False
     """Trace runs with OpenTelemetry (`orchestrator.otel.OTelSink`, the `otel` extra) through the
     global tracer provider; spans leave the machine only through an exporter configured there."""
@@ -100,6 +103,7 @@ _ENV_FIELDS: dict[str, str] = {
     "journal_verify": "ORCH_JOURNAL_VERIFY",
     "journal_durability": "ORCH_JOURNAL_DURABILITY",
     "otel": "ORCH_OTEL",
+    "plugins": "ORCH_PLUGINS",
 }
 
 _SECRET_VARIABLE = re.compile(

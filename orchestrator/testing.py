@@ -1,21 +1,37 @@
-"""Public test doubles: `ScriptedModel` (the only model double) and `RecordingSink`.
+"""Public test doubles: `ScriptedModel` (the only model double), `RecordingSink`, reply builders.
 
 Steps are queued per role (and optionally per task), because concurrent workers make the global
 call order nondeterministic. A step is a `ModelReply`, an exception to raise, a pydantic model to
-return as structured output, or a responder `(request) -> ModelReply` (sync or async).
+return as structured output, or a responder `(request) -> ModelReply` (sync or async). The reply
+builders (`plan_reply`, `task`, `tool_call`, `leaf_report`, `accept_all`, `answer`, ...) write
+each role's reply in the shape the default roles expect, so a scripted run is a few lines::
+
+    model = (
+        ScriptedModel()
+        .script("planner", plan_reply(task("count", tools=["word_count"])))
+        .script("worker", tool_call("word_count", {"text": "a b c"}), leaf_report("3 words"))
+        .respond("reviewer", accept_all())
+        .script("synthesizer", answer("There are 3 words."))
+    )
 """
 
 from __future__ import annotations
 
 import inspect
 import json
+import re
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 import anyio
 from pydantic import BaseModel, ValidationError
 
+from .agents.planner import PlanOut
+from .agents.reviewer import ReviewOut, VerdictOut
+from .agents.schemas import TaskOut
+from .agents.worker import LeafReportOut, OutputItem
 from .errors import ModelBehaviorError, OrchestratorError
 from .events import Event
 from .llm import (
@@ -192,7 +208,123 @@ def tool_call(
 
 
 def text_reply(text: str) -> ModelReply:
+    """A plain-text reply."""
     return ModelReply(text=text)
+
+
+# --- reply builders for the default roles ----------------------------------------------------
+
+
+def task(
+    task_id: str,
+    *deps: str,
+    tools: Iterable[str] = (),
+    instruction: str | None = None,
+    produces: str | None = None,
+    check: str | None = None,
+    tier: str | None = None,
+    est_seconds: float | None = None,
+) -> TaskOut:
+    """One task of a scripted plan, depending on `deps`; unset texts are made from the id.
+
+    Args:
+        task_id: The task's id.
+        deps: Ids of the tasks it depends on.
+        tools: Tools the task may use, by name (a plugin's or `tools=[...]`'s).
+        instruction: What the executor is told; "do <id>" when None.
+        produces: What it should produce; "<id> result" when None.
+        check: An acceptance check command, run in the workspace after the task.
+        tier: The tier the task starts at; None starts at the bottom of the ladder.
+        est_seconds: The planner's duration estimate, for critical-path ordering.
+    """
+    return TaskOut(
+        id=task_id,
+        instruction=instruction or f"do {task_id}",
+        deps=list(deps),
+        tools=list(tools),
+        produces=produces or f"{task_id} result",
+        check_command=check,
+        tier=tier,
+        est_seconds=est_seconds,
+    )
+
+
+def plan_reply(*tasks: TaskOut, rationale: str = "split") -> PlanOut:
+    """The planner's reply: a plan of `tasks` (build each with `task`), listed deps first."""
+    return PlanOut(rationale=rationale, tasks=list(tasks))
+
+
+def leaf_report(
+    summary: str = "ok",
+    status: Literal["done", "failed", "ambiguous"] = "done",
+    **outputs: str,
+) -> LeafReportOut:
+    """An executor's final report on its task, with named `outputs` its dependents receive."""
+    return LeafReportOut(
+        status=status,
+        summary=summary,
+        outputs=[OutputItem(name=k, value=v) for k, v in outputs.items()],
+        confidence=0.9,
+    )
+
+
+def verdict(
+    task_id: str,
+    kind: Literal["accept", "retry", "escalate", "replan"],
+    feedback: str = "",
+    new_tasks: Iterable[TaskOut] | None = None,
+) -> VerdictOut:
+    """The reviewer's verdict on one task (`new_tasks` replace it when `kind` is replan)."""
+    return VerdictOut(
+        task_id=task_id,
+        verdict=kind,
+        feedback=feedback,
+        new_tasks=None if new_tasks is None else list(new_tasks),
+    )
+
+
+def review_reply(*verdicts: VerdictOut) -> ReviewOut:
+    """The reviewer's reply on one batch: a verdict per task under review."""
+    return ReviewOut(verdicts=list(verdicts))
+
+
+_REVIEWED_TASK = re.compile(r"^### (\S+) \(tier ", flags=re.MULTILINE)
+"""How the default reviewer's prompt heads each task under review."""
+
+
+def accept_all() -> Callable[[ModelRequest], ModelReply]:
+    """A standing reviewer (`respond("reviewer", accept_all())`) accepting every task it sees.
+
+    Batches depend on timing, so it reads the tasks of each call from the request.
+    """
+
+    def accept(request: ModelRequest) -> ModelReply:
+        text = "\n".join(m.content for m in request.messages if m.role == "user")
+        verdicts = [verdict(tid, "accept") for tid in _REVIEWED_TASK.findall(text)]
+        return ModelReply(text=review_reply(*verdicts).model_dump_json())
+
+    return accept
+
+
+def answer(text: str = "final answer") -> ModelReply:
+    """The synthesizer's reply: the answer's prose (the run appends each task's result)."""
+    return ModelReply(text=text)
+
+
+def tool_then_report(
+    tool: str, arguments: Mapping[str, object] | None = None, *, summary: str = "ok"
+) -> Callable[[ModelRequest], ModelReply]:
+    """A standing worker: each task calls `tool` once, then reports done with `summary`.
+
+    For `respond("worker", ...)` when many tasks do the same; script per task otherwise.
+    """
+
+    def respond(request: ModelRequest) -> ModelReply:
+        if any(m.role == "tool" for m in request.messages):
+            return ModelReply(text=leaf_report(summary).model_dump_json())
+        return tool_call(tool, arguments, call_id=f"call_{request.task_id}")
+
+    return respond
 
 
 @dataclass(slots=True)

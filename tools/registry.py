@@ -6,6 +6,7 @@ import importlib.metadata
 import inspect
 import warnings
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Literal, TypeAlias, cast
 
 from orchestrator.errors import ToolError
@@ -19,6 +20,33 @@ ENTRY_POINT_GROUP = "orchestrator.tools"
 
 Registrable: TypeAlias = Tool | Callable[..., object]
 """A `Tool`, or a plain function that `register` wraps with `@tool`."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PluginFailure:
+    """An installed plugin that was skipped, and why: what a warning about it must name."""
+
+    entry_point: str
+    """The entry point's name in its group."""
+    target: str
+    """What it points at, `module:attribute`."""
+    distribution: str
+    """The distribution that declares it, `name version` (or "an unknown distribution")."""
+    error: str
+    """What went wrong, naming the entry point: the message `errors="raise"` would raise."""
+
+    def __str__(self) -> str:
+        return self.error
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PluginLoad:
+    """What `ToolRegistry.load_plugins` registered and what it skipped."""
+
+    tools: tuple[Tool, ...]
+    """The tools registered, in discovery order."""
+    failures: tuple[PluginFailure, ...]
+    """The entry points skipped (each registered nothing), in discovery order."""
 
 
 class ToolRegistry:
@@ -119,17 +147,31 @@ class ToolRegistry:
                 that is not a tool, or reused a registered name; the message names the
                 distribution and the entry point.
         """
+        if errors == "warn":
+            loaded = self.load_plugins(group)
+            for failure in loaded.failures:
+                warnings.warn(f"skipped tool plugin: {failure}", RuntimeWarning, stacklevel=2)
+            return loaded.tools
         added: list[Tool] = []
-        for entry_point in sorted(
-            importlib.metadata.entry_points(group=group), key=lambda ep: ep.name
-        ):
+        for entry_point in _entry_points(group):
+            added.extend(self._register_plugin(entry_point))
+        return tuple(added)
+
+    def load_plugins(self, group: str = ENTRY_POINT_GROUP) -> PluginLoad:
+        """Register every plugin of `group` that works; skip each broken one, saying why.
+
+        A broken plugin (it fails to import or build, gives something that is not a tool, or
+        reuses a registered name) registers nothing and is returned as a `PluginFailure`;
+        nothing is raised or logged here, so each caller reports failures its own way.
+        """
+        added: list[Tool] = []
+        failures: list[PluginFailure] = []
+        for entry_point in _entry_points(group):
             try:
                 added.extend(self._register_plugin(entry_point))
             except ToolError as exc:
-                if errors == "raise":
-                    raise
-                warnings.warn(f"skipped tool plugin: {exc}", RuntimeWarning, stacklevel=2)
-        return tuple(added)
+                failures.append(_failure(entry_point, exc))
+        return PluginLoad(tools=tuple(added), failures=tuple(failures))
 
     def _register_plugin(self, entry_point: importlib.metadata.EntryPoint) -> list[Tool]:
         """Register everything one entry point provides, or nothing when any of it is bad."""
@@ -166,10 +208,28 @@ def _python_path(item: object) -> str:
     return f"{module}.{qualname}"
 
 
-def _describe_entry_point(entry_point: importlib.metadata.EntryPoint) -> str:
+def _entry_points(group: str) -> list[importlib.metadata.EntryPoint]:
+    """The group's entry points by name, so discovery does not depend on install order."""
+    return sorted(importlib.metadata.entry_points(group=group), key=lambda ep: ep.name)
+
+
+def _distribution(entry_point: importlib.metadata.EntryPoint) -> str:
     dist = entry_point.dist
-    where = "an unknown distribution" if dist is None else f"{dist.name} {dist.version}"
+    return "an unknown distribution" if dist is None else f"{dist.name} {dist.version}"
+
+
+def _describe_entry_point(entry_point: importlib.metadata.EntryPoint) -> str:
+    where = _distribution(entry_point)
     return f"entry point {entry_point.name!r} ({entry_point.value}) of {where}"
+
+
+def _failure(entry_point: importlib.metadata.EntryPoint, exc: ToolError) -> PluginFailure:
+    return PluginFailure(
+        entry_point=entry_point.name,
+        target=entry_point.value,
+        distribution=_distribution(entry_point),
+        error=str(exc),
+    )
 
 
 def _load_plugin(entry_point: importlib.metadata.EntryPoint, label: str) -> list[Registrable]:
