@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from .cli_errors import EXIT_INTERRUPTED, UsageError
+
 if TYPE_CHECKING:  # the command line imports the engine only for the command that needs it
     from .app import Orchestrator
     from .preview import OnPlan, PlanDecision, PlanPreview
@@ -39,14 +41,14 @@ def add_plan_flags(command: argparse.ArgumentParser) -> None:
     )
 
 
-def script_refusal(args: argparse.Namespace) -> str | None:
+def script_refusal(args: argparse.Namespace) -> UsageError | None:
     """The error for `--plan-only` / `--approve` with a goal script (the script plans itself)."""
     flag = "--plan-only" if args.plan_only else "--approve" if args.approve else None
     if flag is None:
         return None
-    return (
-        f"error: {flag} needs a goal, not a script: in a script, call "
-        "Orchestrator.plan(goal) or pass Orchestrator(on_plan=...)"
+    return UsageError(
+        f"{flag} needs a goal, not a script",
+        fix="in a script, call Orchestrator.plan(goal) or pass Orchestrator(on_plan=...)",
     )
 
 
@@ -59,7 +61,7 @@ def plan_only(orch: Orchestrator, goal: str, *, as_json: bool) -> int:
         preview = anyio.run(functools.partial(orch.plan, goal))
     except KeyboardInterrupt:
         print(f"cancelled: {NOTHING_RAN}", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     if orch.notice:
         print(orch.notice, file=sys.stderr)
     if as_json:
@@ -67,7 +69,7 @@ def plan_only(orch: Orchestrator, goal: str, *, as_json: bool) -> int:
 
         from .preview import PlanPreview
 
-        print(TypeAdapter(PlanPreview).dump_json(preview, indent=2).decode())
+        print(TypeAdapter(PlanPreview).dump_json(preview).decode())  # one line: stdout is JSONL
     else:
         print(preview.render())
         print(NOTHING_RAN)
