@@ -2,7 +2,8 @@
 
 Usage: `python fake_llama_server.py PORT MODE STATE_DIR`. Modes:
 ok (serves), exit (fails at start-up), silent (never listens; leaves a child in its group),
-crash_once / crash_always (dies mid-request), error_500 (answers chat with HTTP 500).
+crash_once / crash_always (dies mid-request), error_500 (answers chat with HTTP 500), slow (takes
+SLOW_S per chat request; like llama-cpp-python's server, it answers one request at a time).
 Replies copy the shape of llama-cpp-python 0.3.x's JSON.
 """
 
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 USAGE = {"prompt_tokens": 12, "completion_tokens": 4, "total_tokens": 16}
+SLOW_S = 0.3
+"""How long mode `slow` takes per chat request."""
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -39,6 +42,8 @@ class Handler(BaseHTTPRequestHandler):
             marker.touch()
             print("fatal: segmentation fault in ggml", flush=True)
             os._exit(139)  # dies mid-request, before any response bytes
+        if self.mode == "slow":
+            time.sleep(SLOW_S)
         if self.mode == "error_500":
             self.send_json(500, {"error": {"message": "boom", "type": "internal_server_error"}})
         elif body.get("stream"):
@@ -94,7 +99,8 @@ class Handler(BaseHTTPRequestHandler):
 
 def main() -> None:
     port, mode, state = int(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
-    print(f"fake llama server: mode={mode} port={port}", flush=True)
+    wait_policy = os.environ.get("OMP_WAIT_POLICY")
+    print(f"fake llama server: mode={mode} port={port} OMP_WAIT_POLICY={wait_policy}", flush=True)
     if mode == "exit":
         print("error: failed to load model (corrupt GGUF)", flush=True)
         sys.exit(3)

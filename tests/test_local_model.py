@@ -200,6 +200,23 @@ async def test_server_starts_and_stops_its_process(tmp_path: Path, state_dir: Pa
     assert "GET /v1/models" in (tmp_path / "logs" / "local-model-server.log").read_text()
 
 
+@pytest.mark.parametrize(
+    ("setting", "seen"), [(None, "passive"), ("active", "active")], ids=["default", "user-set"]
+)
+async def test_server_threads_wait_passively_unless_the_user_says(
+    tmp_path: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch, setting: str | None, seen: str
+) -> None:
+    """Spinning OpenMP threads made generation 25x slower on a loaded 2-core machine."""
+    if setting is None:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    else:
+        monkeypatch.setenv("OMP_WAIT_POLICY", setting)
+    async with make_server(tmp_path, state_dir, "ok"):
+        pass
+    log = (tmp_path / "logs" / "local-model-server.log").read_text()
+    assert f"OMP_WAIT_POLICY={seen}" in log
+
+
 async def test_server_port_already_taken_is_a_clear_error(
     tmp_path: Path, state_dir: Path, listening_socket: socket.socket
 ) -> None:
