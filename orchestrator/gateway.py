@@ -162,8 +162,7 @@ class Gateway:
             hold = self._hold(request)
             refusal = self._reserved.refusal(self._limits, self.ledger, hold)
             if refusal is None:
-                self._reserved.take(hold)
-                return hold, request
+                return self._take(hold), request
             smaller = self._shrunk(request) if hold.answer else None
             if smaller is not None:
                 return self._take(self._hold(smaller)), smaller

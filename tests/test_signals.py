@@ -15,11 +15,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from .cli_harness import sleeping, wait_for
 from .engine_model import TEST_API_KEY, EngineModel
 from .fault_server import FaultServer
 
@@ -28,32 +28,6 @@ _START_TIMEOUT_S = 20.0
 _EXIT_TIMEOUT_S = 15.0
 _POLL_S = 0.02
 _RESULT_LINE = re.compile(r"^run (\S+): cancelled$", re.MULTILINE)
-
-
-def _sleeping(marker: str) -> list[int]:
-    """Live `sleep` processes whose argv holds `marker`."""
-    found: list[int] = []
-    for entry in _PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0]
-        except OSError:
-            continue
-        if state != "Z" and argv[0] == b"sleep" and marker.encode() in argv:
-            found.append(int(entry.name))
-    return found
-
-
-def _wait_for(predicate: Callable[[], bool], timeout_s: float) -> bool:
-    """Poll `predicate()` (another process's state has no event to wait on) until true or timeout."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(_POLL_S)
-    return predicate()
 
 
 def _cli_env(run_root: Path) -> dict[str, str]:
@@ -96,8 +70,8 @@ def test_cli_second_signal_during_cleanup_keeps_the_printed_result(
             cwd=tmp_path,
         )
         try:
-            running = _wait_for(
-                lambda: bool(_sleeping(marker)) or cli.poll() is not None, _START_TIMEOUT_S
+            running = wait_for(
+                lambda: bool(sleeping(marker)) or cli.poll() is not None, _START_TIMEOUT_S
             )
             assert running and cli.poll() is None, Path(err.name).read_text()[-3000:]
             cli.send_signal(signum)
@@ -116,4 +90,4 @@ def test_cli_second_signal_during_cleanup_keeps_the_printed_result(
     assert printed is not None, stdout
     saved = json.loads((run_root / printed.group(1) / "result.json").read_text())
     assert saved["status"] == "cancelled"
-    assert not _sleeping(marker)
+    assert not sleeping(marker)
