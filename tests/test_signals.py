@@ -23,10 +23,8 @@ from .cli_harness import sleeping, wait_for
 from .engine_model import TEST_API_KEY, EngineModel
 from .fault_server import FaultServer
 
-_PROC = Path("/proc")
 _START_TIMEOUT_S = 20.0
 _EXIT_TIMEOUT_S = 15.0
-_POLL_S = 0.02
 _RESULT_LINE = re.compile(r"^run (\S+): cancelled$", re.MULTILINE)
 
 
