@@ -35,6 +35,9 @@ class AgentJob:
     the whole test suite for the test-fixer)."""
     on_plan: OnPlan | None = None
     """Sees the plan before anything runs (e.g. gives every task its tests as a check)."""
+    output: Path | None = None
+    """Where `run_agent` writes the report too (e.g. the explainer's Markdown), relative to the
+    workdir; None: the report is only returned (and printed by the CLI)."""
     facts: dict[str, Any] = field(default_factory=lambda: {})
     """What `prepare` learned that `report` needs (e.g. the failure groups)."""
 

@@ -9,6 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from .agent_kit import Agent, AgentJob, AgentOutcome, CheckRun
 from .app import Orchestrator, shell_check
 from .cancel import CancelToken
@@ -55,6 +57,10 @@ async def run_agent(
     result = await orch.run(job.goal, context=job.context, cancel=cancel)
     checks = await final_checks(job, result, workdir=root, settings=kwargs.get("settings"))
     report = (agent.report or default_report)(job, result, checks)
+    if job.output is not None:
+        target = root / job.output
+        await anyio.Path(target.parent).mkdir(parents=True, exist_ok=True)
+        await anyio.Path(target).write_text(report.rstrip() + "\n", encoding="utf-8")
     return AgentOutcome(result=result, checks=checks, report=report)
 
 
