@@ -103,6 +103,7 @@ class Workspaces:
         self._hidden = (self._store, *(path.resolve() for path in hidden))
         self._env = _git_environment()
         self._lock = anyio.Lock()  # the main tree and its index: snapshots and merges
+        self._metadata = anyio.Lock()  # `worktree add` reads every copy's git dir: none may change
         self._is_ready = False
         self._copies: dict[str, _Copy] = {}
         self._spares: list[_Copy] = []
@@ -122,8 +123,12 @@ class Workspaces:
             _, base = await self._snapshot()
         admin = await self._recycle(path, base)
         if admin is None:
-            await self._git("worktree", "add", "--detach", "--quiet", str(path), base)
-            admin = await anyio.to_thread.run_sync(_admin_dir, path)
+            async with self._metadata:
+                add = ("worktree", "add", "--detach", "--no-checkout", "--quiet", str(path), base)
+                await self._git(*add)
+                admin = await anyio.to_thread.run_sync(_admin_dir, path)
+            checkout = ("checkout", "--detach", "--force", "--quiet", base)
+            await self._git(*checkout, git_dir=admin, work_tree=path)
         self._copies[task_id] = _Copy(path=path, admin=admin, base=base)
         return path
 
@@ -180,12 +185,13 @@ class Workspaces:
         """Remove the task's copy: park it as a spare, or delete it and its worktree metadata."""
         path = self._store / "tasks" / _dirname(task_id)
         copy = self._copies.pop(task_id, None)
-        if copy is not None and len(self._spares) < self._max_spares:
-            spare = self._store / "spares" / copy.admin.name
-            if await anyio.to_thread.run_sync(_park, copy.path, spare, copy.admin):
-                self._spares.append(_Copy(path=spare, admin=copy.admin, base=copy.base))
-                return
-        await anyio.to_thread.run_sync(_discard, path, self._git_dir)
+        async with self._metadata:
+            if copy is not None and len(self._spares) < self._max_spares:
+                spare = self._store / "spares" / copy.admin.name
+                if await anyio.to_thread.run_sync(_park, copy.path, spare, copy.admin):
+                    self._spares.append(_Copy(path=spare, admin=copy.admin, base=copy.base))
+                    return
+            await anyio.to_thread.run_sync(_discard, path, self._git_dir)
 
     async def close(self) -> None:
         """Remove every copy left in the store."""
@@ -220,14 +226,16 @@ class Workspaces:
         while self._spares:
             spare = self._spares.pop()
             try:
-                await anyio.to_thread.run_sync(_move, spare.path, path, spare.admin)
+                async with self._metadata:
+                    await anyio.to_thread.run_sync(_move, spare.path, path, spare.admin)
                 reset = ("checkout", "--detach", "--force", "--quiet", base)
                 await self._git(*reset, git_dir=spare.admin, work_tree=path)
                 # Untracked and ignored files too, nested repositories included.
                 await self._git("clean", "-ffdxq", git_dir=spare.admin, work_tree=path)
             except (WorkspaceError, OSError):  # a task left something git cannot reset: drop it
-                await anyio.to_thread.run_sync(_discard, spare.path, self._git_dir)
-                await anyio.to_thread.run_sync(_discard, path, self._git_dir)
+                async with self._metadata:
+                    await anyio.to_thread.run_sync(_discard, spare.path, self._git_dir)
+                    await anyio.to_thread.run_sync(_discard, path, self._git_dir)
                 continue
             return spare.admin
         return None

@@ -465,3 +465,27 @@ def test_isolation_bench_runs_on_a_tiny_repo(tmp_path: Path) -> None:
     out = tmp_path / "isolation.md"
     isolation.main(["--files", "30", "--tasks", "3", "--out", str(out)])
     assert "| **total** |" in out.read_text()
+
+
+ROUNDS, WIDTH = 5, 12
+
+
+@pytest.mark.timeout(60)
+async def test_copies_made_and_removed_at_once_never_trip_over_each_other(tmp_path: Path) -> None:
+    """`git worktree add` reads every other copy's git dir; a concurrent add or removal used to
+    fail it with `failed to read .../commondir` (about one run in three of this test)."""
+    main = tmp_path / "main"
+    for i in range(20):
+        _write(main / f"pkg{i}" / "mod.py", _LINES)
+    ws = Workspaces(main, tmp_path / "store", spares=0)
+
+    async def churn(n: int) -> None:
+        for _ in range(ROUNDS):
+            copy = await ws.isolate(f"t{n}")
+            assert (copy / "pkg7" / "mod.py").read_text() == _LINES
+            await ws.remove(f"t{n}")
+
+    async with anyio.create_task_group() as tg:
+        for n in range(WIDTH):
+            tg.start_soon(churn, n)
+    await ws.close()
