@@ -18,10 +18,14 @@ import structlog
 
 from .backends import open_backend
 from .cancel import CancelToken, cancel_scope
+from .cassette import RecordingClient
+from .cassette_replay import ReplayModel
 from .engine_options import RoleOptions
 from .errors import ConfigError
 from .escalation import EscalationPolicy
 from .events import EventSink
+from .generation import Generation
+from .generation_roles import with_generation
 from .journal import read_state
 from .llm import ModelClient
 from .models import DEFAULT_LADDER, Limits, Plan, RunId, RunResult, TierSpec
@@ -33,7 +37,7 @@ from .pricing import PriceTable
 from .retry import RetryPolicy
 from .roles import Planner, Reviewer, Synthesizer, Worker
 from .run import Engine, EngineConfig
-from .settings import Settings, ShellSandbox
+from .settings import Settings, ShellSandbox, as_generation
 from .store import RunStore
 from .stream import RunStream
 from .throttle import RateLimit, Throttle
@@ -56,6 +60,8 @@ class Orchestrator:
     `run_root`, journal options). Tools: the built-ins, `tools`, then installed plugins (see
     `plugins.load_tools`; `plugins=False` or ORCH_PLUGINS=0 leaves them out). With ORCH_OTEL=1
     an `OTelSink` is added to `sinks`. With `on_plan`, each plan is previewed before it runs.
+    `generation` sets temperature, output cap and reasoning effort per role and tier (syntax in
+    `orchestrator.generation`), option by option over `Settings.generation` (ORCH_GEN).
     """
 
     def __init__(
@@ -83,8 +89,14 @@ class Orchestrator:
         retry: RetryPolicy | None = None,
         rate_limits: Mapping[str, RateLimit] | None = None,
         on_plan: OnPlan | None = None,
+        generation: Generation | str | Mapping[str, object] | None = None,
     ) -> None:
         self._settings = settings or Settings.from_env()
+        self._generation = self._settings.generation
+        """Per role and tier options (`orchestrator.generation`); `generation` over settings'."""
+        if generation is not None:
+            given = as_generation(generation, source="Orchestrator(generation=...)")
+            self._generation = self._generation.merged(given)
         loaded = load_tools(
             self._settings, tools=tools, builtin_tools=builtin_tools, plugins=plugins
         )
@@ -217,15 +229,34 @@ class Orchestrator:
 
     @asynccontextmanager
     async def _open(self, run_id: RunId, sinks: Sequence[EventSink] = ()) -> AsyncGenerator[Engine]:
-        """An engine on the given client, or on the backend the settings choose (kept open)."""
+        """An engine on the given client, or on the backend the settings choose (kept open).
+
+        `settings.replay` answers from a cassette instead of a backend (a `ReplayModel` client
+        brings its recorded ladder); `settings.record` records every call of the run to one.
+        """
         settings = self._settings
-        if self._client is not None:
-            yield self._engine(self._client, DEFAULT_LADDER, self._role_options, run_id, sinks)
+        if settings.record is not None and settings.replay is not None:
+            raise ConfigError("record and replay are both set: a run records or replays; unset one")
+        client = self._client
+        if client is None and settings.replay is not None:
+            client = ReplayModel.load(settings.replay)
+        if client is not None:
+            replay = client if isinstance(client, ReplayModel) else None
+            ladder = DEFAULT_LADDER if replay is None else replay.ladder
+            options = self._role_options or (None if replay is None else replay.role_options)
+            if settings.record is not None:
+                ran = self._engine_config(ladder).ladder
+                client = RecordingClient(client, settings.record, ladder=ran, role_options=options)
+            yield self._engine(client, ladder, options, run_id, sinks)
             return
         async with open_backend(settings) as backend:
             self.notice = backend.notice
             options = self._role_options or backend.role_options
-            yield self._engine(backend.client, backend.ladder, options, run_id, sinks)
+            client = backend.client
+            if settings.record is not None:
+                ran = self._engine_config(backend.ladder).ladder
+                client = RecordingClient(client, settings.record, ladder=ran, role_options=options)
+            yield self._engine(client, backend.ladder, options, run_id, sinks)
 
     def _engine_config(self, ladder: tuple[TierSpec, ...]) -> EngineConfig:
         """The run's config: explicit arguments, then `config`, then settings and backend."""
@@ -263,13 +294,20 @@ class Orchestrator:
         from .agents.worker import ExecutorWorker
 
         opts = options or RoleOptions()
-        kw: dict[str, Any] = {
-            "temperature": opts.temperature,
-            "max_output_tokens": opts.max_output_tokens,
-        }
-        compact: dict[str, Any] = {**kw, "compact": opts.compact}
         planner, worker, reviewer, synthesizer = self._roles
         config = self._engine_config(ladder)
+        planner, worker, reviewer, synthesizer = with_generation(
+            (
+                planner or DagPlanner(compact=opts.compact),
+                worker or ExecutorWorker(compact=opts.compact),
+                reviewer or BatchReviewer(),
+                synthesizer or AnswerSynthesizer(),
+            ),
+            self._generation,
+            base=opts,
+            ladder=config.ladder,
+            planner_tier=config.planner_tier,
+        )
         if self._throttle is None:
             self._throttle = Throttle(
                 config.retry,
@@ -278,10 +316,10 @@ class Orchestrator:
             )
         return Engine(
             client,
-            planner=planner or DagPlanner(**compact),
-            worker=worker or ExecutorWorker(**compact),
-            reviewer=reviewer or BatchReviewer(**kw),
-            synthesizer=synthesizer or AnswerSynthesizer(**kw),
+            planner=planner,
+            worker=worker,
+            reviewer=reviewer,
+            synthesizer=synthesizer,
             tools=self.tools,
             config=config,
             throttle=self._throttle,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -16,6 +16,7 @@ from .errors import ConfigError
 from .llm import ModelCapabilities, ModelClient
 from .llm_openai_chat import OpenAIChatClient
 from .llm_openai_responses import OpenAIResponsesClient
+from .llm_openai_shape import SERVER_CAPABILITIES, ServerKind
 from .local_model import (
     LOCAL_MODEL_ID,
     CommandBuilder,
@@ -25,7 +26,7 @@ from .local_model import (
     llama_cpp_command,
 )
 from .models import DEFAULT_LADDER, TierSpec
-from .settings import ApiStyle, Settings, cpu_count
+from .settings import ApiStyle, ServerPreset, Settings, cpu_count
 
 BackendKind = Literal["openai", "compatible", "local"]
 
@@ -40,6 +41,13 @@ LOCAL_ROLE_OPTIONS = RoleOptions(temperature=0.0, max_output_tokens=512, compact
 
 TIER_NAMES = ("mini", "base", "frontier")
 """Names of the ladder's rungs, bottom first; `Settings.models` beyond three get tier4, ..."""
+
+PRESET_SERVERS: dict[ServerPreset, ServerKind] = {
+    "llama.cpp": "llama-server",
+    "vllm": "vllm",
+    "ollama": "ollama",
+}
+"""`Settings.server` (`--server`) → its `SERVER_CAPABILITIES` preset."""
 
 _OPENAI_HOST = "api.openai.com"
 _CLOSE_TIMEOUT_S = 5.0
@@ -106,6 +114,11 @@ def build_ladder(
     )
 
 
+def tier_names(settings: Settings) -> tuple[str, ...]:
+    """The names of the tiers a run with `settings` has (before any backend is opened)."""
+    return tuple(tier.name for tier in build_ladder(settings.models, DEFAULT_LADDER))
+
+
 @asynccontextmanager
 async def open_backend(
     settings: Settings, *, local_command: CommandBuilder = llama_cpp_command
@@ -121,6 +134,11 @@ async def open_backend(
         LocalModelError: the embedded model is missing or its server does not start.
     """
     choice = choose_backend(settings)
+    if settings.server is not None and choice.kind != "compatible":
+        raise ConfigError(
+            f"--server {settings.server} (ORCH_SERVER) describes a self-hosted server, but the "
+            f"backend is {choice.kind}: also give its --base-url (OPENAI_BASE_URL), or drop it"
+        )
     if choice.kind == "local":
         async with _open_local(settings, local_command) as backend:
             yield backend
@@ -175,7 +193,7 @@ def _remote_backend(settings: Settings, choice: BackendChoice) -> tuple[Backend,
                 "backend 'compatible' needs a server: set OPENAI_BASE_URL or --base-url"
             )
         api_key = settings.api_key.get_secret_value() if settings.api_key else None
-        capabilities = _compatible_capabilities(settings, choice)
+        capabilities = compatible_capabilities(settings, choice.api_style)
         ladder = _compatible_ladder(settings, settings.base_url)
         where = settings.base_url
     client = _api_client(settings, choice, api_key=api_key, capabilities=capabilities)
@@ -210,14 +228,15 @@ def _api_client(
     )
 
 
-def _compatible_capabilities(settings: Settings, choice: BackendChoice) -> ModelCapabilities:
-    """Defaults for an unknown OpenAI-compatible server (vLLM-like): strict json_schema output
-    unless `Settings.structured_output` says otherwise (json_object_schema for llama.cpp)."""
-    return ModelCapabilities(
-        structured_output=settings.structured_output or "json_schema",
-        responses_api=choice.api_style == "responses",
-        native_tools=frozenset(),
-        prompt_caching=False,
+def compatible_capabilities(settings: Settings, api_style: ApiStyle) -> ModelCapabilities:
+    """The preset of `Settings.server` (an unknown server's without one), for `api_style`;
+    `Settings.structured_output`, when set, wins over the preset's style."""
+    kind: ServerKind = "compatible" if settings.server is None else PRESET_SERVERS[settings.server]
+    preset = SERVER_CAPABILITIES[kind]
+    return replace(
+        preset,
+        structured_output=settings.structured_output or preset.structured_output,
+        responses_api=api_style == "responses",
     )
 
 

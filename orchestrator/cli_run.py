@@ -21,6 +21,7 @@ from .cli_plan import REFUSED, add_plan_flags, approval, plan_only
 from .cli_progress import progress_sinks
 from .cli_signals import SIGNALS_HELP, Outcome, run_with_signals
 from .errors import RunAbortedError
+from .generation import Generation
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -35,11 +36,11 @@ TARGET_HELP = (
 )
 SCRIPT_HELP = (
     "A goal script runs in this process with the same checks, errors and Ctrl-C (the partial "
-    "result of each run it started is printed). --base-url, --backend, --api-style, --models "
-    "and --max-parallel reach it as OPENAI_BASE_URL and ORCH_* variables (read by an "
-    "Orchestrator built without a client or settings), --workdir is the directory it runs in, "
-    "-v logs its events; --json, --review, --plan-only and --approve are refused (the script "
-    "decides those)."
+    "result of each run it started is printed). --base-url, --backend, --api-style, --models, "
+    "--server, --gen, --max-parallel, --record and --replay reach it as OPENAI_BASE_URL and "
+    "ORCH_* variables (read by an Orchestrator built without a client or settings), --workdir is "
+    "the directory it runs in, -v logs its events; --json, --review, --plan-only and --approve "
+    "are refused (the script decides those)."
 )
 _MODELS_EXAMPLE = "e.g. --models gpt-5.4-mini,gpt-5.4,gpt-5.5"
 
@@ -90,6 +91,26 @@ def _backend_arguments(command: argparse.ArgumentParser, *, workdir_help: str) -
         help=f"tier ladder as model ids, bottom first, comma-separated ({_MODELS_EXAMPLE})",
     )
     command.add_argument("--max-parallel", type=_positive, help="tasks running at once (≥ 1)")
+    command.add_argument(
+        "--server",
+        choices=["llama.cpp", "vllm", "ollama"],
+        help="what the --base-url server is, for its known capabilities (default: an unknown "
+        "OpenAI-compatible server)",
+    )
+    command.add_argument(
+        "--gen",
+        action="append",
+        metavar="[SCOPE.]OPTION=VALUE",
+        help="generation options, repeatable, comma-separated: temperature, max_output_tokens, "
+        "reasoning_effort, for every call or a role, tier or ROLE@TIER (e.g. --gen "
+        "worker.max_output_tokens=1024 --gen frontier.reasoning_effort=high); over ORCH_GEN",
+    )
+    command.add_argument(
+        "--record", metavar="FILE", help="save every model call of the run to this cassette"
+    )
+    command.add_argument(
+        "--replay", metavar="FILE", help="answer every model call from a --record cassette"
+    )
     command.add_argument(
         "--review", choices=["all", "none"], help="review every finished task (default) or none"
     )
@@ -191,10 +212,32 @@ def checked_settings(args: argparse.Namespace) -> Settings:
         api_style=args.api_style,
         models=models,
         max_parallel=args.max_parallel,
+        server=args.server,
+        generation=None if args.gen is None else Generation.parse(args.gen, source="--gen"),
+        record=args.record,
+        replay=args.replay,
     )
     if settings.models is not None and models is None:  # from ORCH_MODELS
         parse_models(",".join(settings.models), source="ORCH_MODELS")
-    return settings
+    from .backends import tier_names
+
+    settings.generation.check_tiers(tier_names(settings))  # a typo fails before anything runs
+    return _checked_cassettes(settings)
+
+
+def _checked_cassettes(settings: Settings) -> Settings:
+    """Record or replay, not both; a replay's cassette exists. Paths made absolute (a script
+    runs in its workdir)."""
+    record, replay = settings.record, settings.replay
+    if record is not None and replay is not None:
+        raise UsageError(
+            "--record and --replay together (or ORCH_RECORD and ORCH_REPLAY)",
+            fix="record a run with --record FILE, then replay it in another with --replay FILE",
+        )
+    if replay is not None and not replay.is_file():
+        raise UsageError(f"no such cassette: {replay}", fix="give a file that --record wrote")
+    paths = {"record": record, "replay": replay}
+    return settings.model_copy(update={k: p.resolve() for k, p in paths.items() if p is not None})
 
 
 def parse_models(raw: str, *, source: str) -> tuple[str, ...]:

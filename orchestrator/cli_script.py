@@ -87,6 +87,10 @@ def _export_flags(args: argparse.Namespace, settings: Settings) -> None:
         if args.models is not None and settings.models
         else None,
         "ORCH_MAX_PARALLEL": None if args.max_parallel is None else str(args.max_parallel),
+        "ORCH_SERVER": args.server,
+        "ORCH_GEN": None if args.gen is None else str(settings.generation),
+        "ORCH_RECORD": None if args.record is None else str(settings.record),
+        "ORCH_REPLAY": None if args.replay is None else str(settings.replay),
     }
     exported = {name: value for name, value in given.items() if value is not None}
     # The one write to the environment: the script's Orchestrator() reads its settings there.

@@ -17,6 +17,8 @@ from .throttle import RateLimit
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RoleOptions:
+    """A backend's defaults for every role; generation options (`orchestrator.generation`) win."""
+
     temperature: float | None = None
     max_output_tokens: int | None = None
     compact: bool = False

@@ -15,6 +15,8 @@ ToolKind = Literal["function", "apply_patch", "shell"]
 """How a tool reaches the model: a function tool, or a native Responses API tool."""
 JSONValue = Any
 """A value decoded from JSON; only used at JSON edges."""
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
+"""How hard a reasoning model thinks before it answers (OpenAI's `reasoning_effort` values)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -144,6 +146,8 @@ class ModelRequest:
     """auto / required / none, or a tool name to force."""
     temperature: float | None = None
     max_output_tokens: int | None = None
+    reasoning_effort: ReasoningEffort | None = None
+    """Sent only when set: Chat `reasoning_effort`, Responses `reasoning.effort`."""
     tier: str = ""
     task_id: TaskId | None = None
     prompt_cache_key: str | None = None

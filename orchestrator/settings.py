@@ -6,11 +6,12 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, SecretStr
 
 from .errors import ConfigError
+from .generation import Generation
 from .llm import StructuredOutputStyle
 
 Backend = Literal["auto", "openai", "compatible", "local"]
@@ -18,6 +19,22 @@ Backend = Literal["auto", "openai", "compatible", "local"]
 ApiStyle = Literal["responses", "chat"]
 ShellSandbox = Literal["auto", "off"]
 """auto: bubblewrap where it works here, else unisolated (logged once); off: never isolate."""
+ServerPreset = Literal["llama.cpp", "vllm", "ollama"]
+"""A self-hosted server whose capabilities are known (`llm_openai_shape.SERVER_CAPABILITIES`)."""
+
+
+def as_generation(value: object, *, source: str = "Settings.generation") -> Generation:
+    """A `Generation` from itself, its text (`a=1,b=2`), several texts or a mapping."""
+    if isinstance(value, Generation):
+        return value
+    if isinstance(value, str | Mapping | list | tuple):
+        return Generation.parse(value, source=source)  # pyright: ignore[reportUnknownArgumentType]
+    raise ConfigError(f"{source} must be text like 'temperature=0' or a mapping, not {value!r}")
+
+
+GenerationField = Annotated[
+    Generation, PlainValidator(as_generation), PlainSerializer(str, return_type=str)
+]
 
 
 class Settings(BaseModel):
@@ -31,11 +48,19 @@ class Settings(BaseModel):
     api_style: ApiStyle | None = None
     """None: responses for api.openai.com, chat for any other base URL."""
     structured_output: StructuredOutputStyle | None = None
-    """How an OpenAI-compatible server is asked for structured output; None means json_schema
-    (vLLM, OpenAI). Use json_object_schema for llama.cpp servers, json_object or prompt for
+    """How an OpenAI-compatible server is asked for structured output; None: the `server`
+    preset's (json_object_schema for llama.cpp), else json_schema. json_object or prompt suit
     servers without schema support. Ignored by the embedded model, which knows its own."""
+    server: ServerPreset | None = None
+    """What the base URL's server is, for its preset capabilities (`--server`, ORCH_SERVER);
+    None: an unknown OpenAI-compatible server (no tools and format in one request, no named
+    tool_choice, a bounded output). `structured_output`, when set, still wins."""
     models: tuple[str, ...] | None = None
     """The tier ladder as model ids, bottom first; None keeps the backend's default ladder."""
+    generation: GenerationField = Generation()
+    """Temperature, output cap and reasoning effort per role and tier (`--gen`, ORCH_GEN), in
+    the syntax of `orchestrator.generation`, e.g. "worker.max_output_tokens=1024,temperature=0".
+    """
     max_parallel: int = Field(default=8, ge=1)
     run_root: Path = Path(".orchestrator/runs")
     request_timeout_s: float = Field(default=120.0, gt=0)
@@ -61,6 +86,10 @@ class Settings(BaseModel):
     otel: bool = False
     """Trace runs with OpenTelemetry (`orchestrator.otel.OTelSink`, the `otel` extra) through the
     global tracer provider; spans leave the machine only through an exporter configured there."""
+    record: Path | None = None
+    """Record every model call of a run to this cassette (JSON Lines; `orchestrator.cassette`)."""
+    replay: Path | None = None
+    """Answer every model call from this cassette instead of a backend (`ReplayModel`)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -74,7 +103,13 @@ class Settings(BaseModel):
         for field_name, var in _ENV_FIELDS.items():
             if raw := env.get(var):
                 values[field_name] = tuple(raw.split(",")) if field_name == "models" else raw
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        if raw := env.get("ORCH_GEN"):
+            values["generation"] = Generation.parse(raw, source="ORCH_GEN")
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if "generation" in given:  # merged option by option: the override wins where it speaks
+            over = as_generation(given.pop("generation"))
+            values["generation"] = as_generation(values.get("generation", "")).merged(over)
+        values.update(given)
         try:
             return cls.model_validate(values)
         except ValueError as exc:
@@ -83,7 +118,7 @@ class Settings(BaseModel):
     def require_api_key(self) -> str:
         """The API key, or a ConfigError that names the variable to set."""
         if self.api_key is None:
-            raise ConfigError("no API key: set OPENAI_API_KEY (or pass api_key=...)")
+            raise ConfigError("no API key: set OPENAI_API_KEY (or give Settings an api_key)")
         return self.api_key.get_secret_value()
 
 
@@ -91,6 +126,7 @@ _ENV_FIELDS: dict[str, str] = {
     "backend": "ORCH_BACKEND",
     "api_style": "ORCH_API_STYLE",
     "structured_output": "ORCH_STRUCTURED_OUTPUT",
+    "server": "ORCH_SERVER",
     "models": "ORCH_MODELS",
     "max_parallel": "ORCH_MAX_PARALLEL",
     "run_root": "ORCH_RUN_ROOT",
@@ -104,6 +140,8 @@ _ENV_FIELDS: dict[str, str] = {
     "journal_durability": "ORCH_JOURNAL_DURABILITY",
     "otel": "ORCH_OTEL",
     "plugins": "ORCH_PLUGINS",
+    "record": "ORCH_RECORD",
+    "replay": "ORCH_REPLAY",
 }
 
 _SECRET_VARIABLE = re.compile(

@@ -112,6 +112,7 @@ def test_cli_refuses_empty_model_ids_from_the_environment(work: Path) -> None:
 def test_cli_config_error_is_one_line_with_exit_2(work: Path) -> None:
     cli = orchestrator("run", "hi", "--backend", "openai", cwd=work, env={"OPENAI_API_KEY": ""})
     assert_one_error(cli, 2, "no API key", "OPENAI_API_KEY")
+    assert "[REDACTED]" not in cli.stderr  # the advice itself must not look like a credential
 
 
 @pytest.mark.timeout(40)
