@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import typing
 
+from .agent_kit import Agent as Agent
+from .agent_kit import AgentJob as AgentJob
+from .agent_kit import AgentOutcome as AgentOutcome
+from .agent_run import run_agent as run_agent
 from .app import Orchestrator as Orchestrator
 from .app import default_tools as default_tools
 from .cancel import CancelToken as CancelToken
+from .cassette import CassetteError as CassetteError
+from .cassette import RecordingClient as RecordingClient
+from .cassette_replay import ReplayMismatchError as ReplayMismatchError
+from .cassette_replay import ReplayModel as ReplayModel
 from .engine_options import RoleOptions as RoleOptions
 from .errors import BudgetExceededError as BudgetExceededError
 from .errors import ConfigError as ConfigError
@@ -24,6 +32,8 @@ from .errors import RunAbortedError as RunAbortedError
 from .escalation import EscalationPolicy as EscalationPolicy
 from .events import Event as Event
 from .events import EventSink as EventSink
+from .generation import Generation as Generation
+from .generation import GenOptions as GenOptions
 from .llm import ModelCapabilities as ModelCapabilities
 from .llm import ModelClient as ModelClient
 from .llm import ModelReply as ModelReply
@@ -90,9 +100,13 @@ __all__ = (
     "DEFAULT_LADDER",
     "Accept",
     "AcceptanceCheck",
+    "Agent",
+    "AgentJob",
+    "AgentOutcome",
     "Budget",
     "BudgetExceededError",
     "CancelToken",
+    "CassetteError",
     "ConfigError",
     "CostRange",
     "EditPlan",
@@ -103,6 +117,8 @@ __all__ = (
     "Event",
     "EventSink",
     "Failed",
+    "GenOptions",
+    "Generation",
     "Limits",
     "LoadedTools",
     "LocalModelError",
@@ -133,7 +149,10 @@ __all__ = (
     "PriceTable",
     "ProgressSink",
     "RateLimit",
+    "RecordingClient",
     "Refuse",
+    "ReplayMismatchError",
+    "ReplayModel",
     "RetryPolicy",
     "RoleOptions",
     "RunAbortedError",
@@ -164,6 +183,7 @@ __all__ = (
     "default_tools",
     "load_tools",
     "render_result",
+    "run_agent",
     "tool",
     "write_report",
 )

@@ -40,6 +40,9 @@ class AgentJob:
     workdir; None: the report is only returned (and printed by the CLI)."""
     facts: dict[str, Any] = field(default_factory=lambda: {})
     """What `prepare` learned that `report` needs (e.g. the failure groups)."""
+    nothing_to_do: str | None = None
+    """Set when `prepare` found the work already done (e.g. the suite passes): `run_agent` then
+    starts no run and calls no model, and this is the report."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,8 +58,12 @@ class AgentOutcome:
     """A finished invocation: the run, the final checks and the agent's report in words."""
 
     result: RunResult
+    """The run's result; with no run (nothing to do, or cancelled while preparing) an empty one
+    with no run id."""
     checks: tuple[CheckRun, ...]
     report: str
+    notice: str | None = None
+    """What the backend wants the user told (e.g. that the embedded model is a toy)."""
 
     @property
     def ok(self) -> bool:

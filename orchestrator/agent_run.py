@@ -13,8 +13,8 @@ import anyio
 
 from .agent_kit import Agent, AgentJob, AgentOutcome, CheckRun
 from .app import Orchestrator, shell_check
-from .cancel import CancelToken
-from .models import RunResult
+from .cancel import CancelToken, cancel_scope
+from .models import RunId, RunResult, RunStatus, Usage
 from .run import EngineConfig
 from .settings import Settings
 
@@ -49,10 +49,16 @@ async def run_agent(
 ) -> AgentOutcome:
     """Prepare the agent's job in `workdir`, run it, run its final checks and write its report.
 
-    `kwargs` go to `Orchestrator` (`client=`, `settings=`, `sinks=`, ...).
+    `kwargs` go to `Orchestrator` (`client=`, `settings=`, `sinks=`, ...). A job with nothing to
+    do starts no run; `cancel` also stops `prepare` (the outcome then says nothing ran).
     """
     root = Path(os.path.abspath(workdir))  # noqa: ASYNC240 (no I/O: a path computation)
-    job = await agent.job(args, root)
+    with cancel_scope(() if cancel is None else (cancel,)) as preparing:
+        job = await agent.job(args, root)
+    if preparing.cancelled_caught:
+        return _without_run(agent.name, "cancelled", "cancelled while preparing: nothing ran")
+    if job.nothing_to_do is not None:
+        return _without_run(job.goal, "completed", job.nothing_to_do)
     orch = agent_orchestrator(agent, job, workdir=root, **kwargs)
     result = await orch.run(job.goal, context=job.context, cancel=cancel)
     checks = await final_checks(job, result, workdir=root, settings=kwargs.get("settings"))
@@ -61,7 +67,21 @@ async def run_agent(
         target = root / job.output
         await anyio.Path(target.parent).mkdir(parents=True, exist_ok=True)
         await anyio.Path(target).write_text(report.rstrip() + "\n", encoding="utf-8")
-    return AgentOutcome(result=result, checks=checks, report=report)
+    return AgentOutcome(result=result, checks=checks, report=report, notice=orch.notice)
+
+
+def _without_run(goal: str, status: RunStatus, report: str) -> AgentOutcome:
+    """The outcome of an invocation that started no run: nothing planned, nothing spent."""
+    result = RunResult(
+        run_id=RunId(""),
+        goal=goal,
+        status=status,
+        answer=report,
+        plan=None,
+        results={},
+        usage=Usage(),
+    )
+    return AgentOutcome(result=result, checks=(), report=report)
 
 
 async def final_checks(

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import cast
 
+from .cli_agents import add_agents_commands
 from .cli_errors import EXIT_STATUSES, primary_error, report_error
 from .cli_output import RedactingStream as RedactingStream
 from .cli_output import closed_output, protect_secrets
@@ -59,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     add_run_commands(command)
     add_tools_commands(sub.add_parser, parents=[common])
     add_runs_commands(sub.add_parser, parents=[common])
+    add_agents_commands(sub.add_parser, parents=[common])
     return parser
 
 

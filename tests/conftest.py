@@ -12,6 +12,9 @@ from orchestrator.testing import RecordingSink, ScriptedModel
 
 _LOOPBACK = ("127.", "::1", "localhost")
 
+collect_ignore_glob = ["fixtures/*"]
+"""Fixture repositories carry tests of their own, for the agents to run, not for this suite."""
+
 
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
