@@ -180,9 +180,11 @@ class Planner:
         return before is not None
 
     def _load(self, target: Path, shown: str, *, action: str) -> Snapshot | None:
-        """Read a target's original once (for the update, the rollback and the race check)."""
-        if target in self._before:
-            return self._before[target]
+        """Read a target's original (for the update, the rollback and the race check).
+
+        Once per target: every caller plans the target right after (or fails the patch), and
+        `_exists` consults the plan before the disk.
+        """
         try:
             info = os.lstat(target)
             if stat.S_ISDIR(info.st_mode):
