@@ -187,7 +187,7 @@ class OTelSink:
                 run.is_planned = True
             case PlanValidated():
                 _add_event(run.span, event, **{"orchestrator.replan": event.replan})
-            case GraphReplanned():
+            case _:  # GraphReplanned
                 _add_event(run.span, event, **{"orchestrator.replaced": list(event.replaced)})
                 for tid in event.replaced:
                     self._end_task(run, tid, event.at, {"orchestrator.outcome": "replaced"})
@@ -257,7 +257,7 @@ class OTelSink:
                     self._task_span(run, event.task_id, event.at)
             case TaskStarted():
                 self._start_attempt(run, event)
-            case AttemptFinished():
+            case _:  # AttemptFinished
                 task = self._task(run, event.task_id, event.at)
                 if task.attempt is None:
                     return
@@ -305,7 +305,7 @@ class OTelSink:
                 task.next_attempt = reason
             case ReviewDecided():
                 _add_event(span, event, **{"orchestrator.review.verdict": event.verdict})
-            case PatchApplied():
+            case _:  # PatchApplied
                 files = [change.path for change in event.files]
                 _add_event(task.attempt or span, event, **{"orchestrator.files": files})
 
@@ -328,7 +328,7 @@ class OTelSink:
                 }
                 if event.blocked_by is not None:
                     attrs["orchestrator.blocked_by"] = event.blocked_by
-            case TaskUnreviewed():
+            case _:  # TaskUnreviewed
                 attrs["orchestrator.reason"] = event.reason
         self._end_task(run, event.task_id, event.at, attrs, error=error)
 
@@ -398,7 +398,7 @@ class OTelSink:
                 if event.status_code is not None:
                     retried["http.response.status_code"] = event.status_code
                 _add_event(parent, event, **retried)
-            case ToolCalled():
+            case _:  # ToolCalled
                 attrs = {
                     "gen_ai.operation.name": "execute_tool",
                     "gen_ai.tool.name": event.tool,

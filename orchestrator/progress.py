@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .events import Event, TaskPlanned
+from .events import Event, GraphReplanned, PlanValidated, RunFinished, TaskPlanned
 from .ledger import Ledger
 from .models import TaskId, TaskSpec
 from .plan import task_key
@@ -251,16 +251,14 @@ def _task_planned(p: Progress, e: Event) -> None:
 
 def _plan_validated(p: Progress, e: Event) -> None:
     """The plan is whole: its tasks in its order; anything streamed that it dropped is gone."""
-    if e.kind != "plan_validated":
-        return
+    assert isinstance(e, PlanValidated)
     p.tasks = {TaskId(t): p.task(TaskId(t)) for t in e.task_ids}
     p.plan_seen = p.plan_complete = True
     p.replans += e.replan
 
 
 def _graph_replanned(p: Progress, e: Event) -> None:
-    if e.kind != "graph_replanned":
-        return
+    assert isinstance(e, GraphReplanned)
     for tid in e.replaced:
         p.tasks.pop(tid, None)
 
@@ -275,11 +273,10 @@ def _run_ended(p: Progress, e: Event) -> None:
             p.stop_reason = p.stop_reason or e.reason
         case "answer_written":
             p.answered = True
-        case "run_finished":
+        case _:  # run_finished: `_RUN_HANDLERS` routes no other kind here
+            assert isinstance(e, RunFinished)
             p.status, p.finished_at = e.status, e.at
             p.stop_reason = e.stop_reason or p.stop_reason
-        case _:
-            pass
 
 
 _RUN_HANDLERS = {

@@ -94,11 +94,12 @@ class Scheduler:
         if task_id in self._state:
             raise ValueError(f"task {task_id} already scheduled")
         deps = tuple(deps)
+        for dep in deps:  # all checked before any is linked: a refused task leaves no edge
+            if self._state.get(dep) in (None, "replaced"):
+                raise ValueError(f"task {task_id} depends on unknown task {dep}")
         missing = 0
         for dep in deps:
-            state = self._state.get(dep)
-            if state is None or state == "replaced":
-                raise ValueError(f"task {task_id} depends on unknown task {dep}")
+            state = self._state[dep]
             self._dependents[dep].append(task_id)
             if state != "succeeded":
                 missing += 1
@@ -243,8 +244,7 @@ class Scheduler:
             raise ValueError(f"task {task_id} cannot be replaced from {state}")
         self._set(task_id, "replaced")
         for dep in self._deps[task_id]:
-            if self._state.get(dep) is not None:
-                self._dependents[dep].remove(task_id)
+            self._dependents[dep].remove(task_id)
 
     def rewire(self, task_id: TaskId, deps: Iterable[TaskId]) -> list[SkipNotice]:
         """Give a pending or ready task new dependencies (after a replan); return tasks skipped."""
@@ -256,8 +256,7 @@ class Scheduler:
             if self._state.get(dep) in (None, "replaced"):
                 raise ValueError(f"task {task_id} depends on unknown task {dep}")
         for old in self._deps[task_id]:
-            if task_id in self._dependents[old]:
-                self._dependents[old].remove(task_id)
+            self._dependents[old].remove(task_id)
         for dep in deps:
             self._dependents[dep].append(task_id)
         self._deps[task_id] = deps

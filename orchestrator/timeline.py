@@ -256,22 +256,28 @@ def critical_path(
 
 
 def depths(deps: Mapping[TaskId, tuple[TaskId, ...]]) -> dict[TaskId, int]:
-    """Topological depth: 0 for a task without dependencies, else one more than its deepest."""
+    """Topological depth: 0 for a task without dependencies, else one more than its deepest.
+
+    Whatever the order of `deps` (a merge or a cut-off replan may list a task before its
+    dependencies); a cycle, which a valid plan never has, is cut where it closes.
+    """
     depth: dict[TaskId, int] = {}
     for root in deps:
-        stack = [root]
+        stack: list[tuple[TaskId, bool]] = [(root, False)]
+        on_path: set[TaskId] = set()
         while stack:
-            tid = stack[-1]
+            tid, expanded = stack.pop()
             if tid in depth:
-                stack.pop()
                 continue
-            pending = [d for d in deps.get(tid, ()) if d not in depth and d not in stack]
-            if pending:
-                stack.extend(pending)
+            if expanded:
+                on_path.discard(tid)
+                known = [depth[d] for d in deps.get(tid, ()) if d in depth]
+                depth[tid] = 1 + max(known) if known else 0
                 continue
-            known = [depth[d] for d in deps.get(tid, ()) if d in depth]
-            depth[tid] = 1 + max(known) if known else 0
-            stack.pop()
+            on_path.add(tid)
+            stack.append((tid, True))
+            todo = (d for d in deps.get(tid, ()) if d not in depth and d not in on_path)
+            stack.extend((d, False) for d in todo)
     return depth
 
 
