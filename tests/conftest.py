@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any, cast
 
 import pytest
+import structlog
 
 from orchestrator.testing import RecordingSink, ScriptedModel
 
@@ -39,6 +40,14 @@ def _offline(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) ->
         pytest.fail(f"test tried to reach {address!r}: tests are offline")
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture(autouse=True)
+def _structlog_config() -> Iterator[None]:
+    """Put structlog back as it was: a CLI run in-process configures it for the whole process."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 @pytest.fixture
