@@ -235,24 +235,26 @@ async def test_server_without_port_avoids_a_taken_one(
         assert not server.base_url.endswith(f":{taken}")
 
 
+@pytest.mark.timeout(60)
 async def test_server_exiting_during_startup_reports_log_tail(
     tmp_path: Path, state_dir: Path
 ) -> None:
-    server = make_server(tmp_path, state_dir, "exit", ready_timeout_s=30)
+    server = make_server(tmp_path, state_dir, "exit", ready_timeout_s=45)
     started = time.monotonic()
     with pytest.raises(LocalModelError, match="exited with code 3") as info:
         await server.__aenter__()
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 30  # at the exit, not at the 45 s ready timeout
     assert "failed to load model (corrupt GGUF)" in str(info.value)
     assert server.pid is None
 
 
+@pytest.mark.timeout(60)
 async def test_server_never_ready_fails_within_timeout(tmp_path: Path, state_dir: Path) -> None:
     server = make_server(tmp_path, state_dir, "silent", ready_timeout_s=1.0)
     started = time.monotonic()
     with pytest.raises(LocalModelError, match=r"not ready after 1s") as info:
         await server.__aenter__()
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 30  # a bound, not a benchmark: it gives up, never hangs
     assert "mode=silent" in str(info.value)
     assert server.pid is None
 
