@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
@@ -171,7 +172,7 @@ class Sandbox:
         masks = [str(path.resolve()) for path in masked if path.is_dir()]
         for mask in masks:
             args += ["--tmpfs", mask]
-        for path in readable:
+        for path in (*readable, *_interpreter_dirs(cwd)):
             if path.is_dir():
                 args += ["--ro-bind", str(path.resolve()), str(path.resolve())]
         for mask in masks:
@@ -199,6 +200,19 @@ def without_capabilities(argv: Sequence[str]) -> list[str]:
     with _probe_lock:
         prefix = _setpriv_prefix()
     return [*prefix, "--", *argv] if prefix else list(argv)
+
+
+def _interpreter_dirs(workspace: Path) -> tuple[Path, ...]:
+    """This Python's environment when the private /tmp or /run would hide it (a venv in a temp
+    checkout), read-only, so a check such as `<this python> -m pytest` runs inside too."""
+    hidden_roots = (Path("/tmp"), Path("/run"))
+    found: list[Path] = []
+    for prefix in {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()}:
+        if any(prefix.is_relative_to(root) for root in hidden_roots) and not (
+            prefix.is_relative_to(workspace.resolve())
+        ):
+            found.append(prefix)
+    return tuple(sorted(found))
 
 
 @cache

@@ -301,3 +301,34 @@ def test_without_capabilities_prefixes_root_argv_with_setpriv() -> None:
     assert Path(argv[0]).name == "setpriv"
     assert "--bounding-set=-all" in argv
     assert argv[-3:] == ["--", "echo", "hi"]
+
+
+async def test_sandbox_shows_this_python_when_the_private_tmp_would_hide_it(
+    workspace: Path, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A venv in a temporary checkout (as CI clones) stays runnable inside, read-only; the rest
+    of the host's /tmp stays hidden."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "marker").write_text("here\n")
+    (tmp_path / "beside").write_text("hidden\n")
+    monkeypatch.setattr("sys.prefix", str(venv))
+
+    result = await run(
+        f"cat {venv}/bin/marker && ! touch {venv}/bin/new && test ! -e {tmp_path}/beside",
+        workspace,
+        sandbox,
+    )
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "here\n"
+    assert not (venv / "bin" / "new").exists()
+
+
+def test_sandbox_leaves_a_python_inside_the_workspace_to_the_workspace_bind(
+    workspace: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.prefix", str(workspace / ".venv"))
+    (workspace / ".venv").mkdir()
+    argv = sandbox.wrap(["true"], workspace)
+    assert str((workspace / ".venv").resolve()) not in argv
