@@ -43,7 +43,8 @@ from .llm import (
     TextDelta,
     ToolCall,
 )
-from .models import TaskId, TokenUsage
+from .models import Plan, TaskId, TaskSpec, TokenUsage
+from .preview import CostRange, PlanEstimate, PlanPreview
 
 Responder = Callable[[ModelRequest], ModelReply | Awaitable[ModelReply]]
 Step = ModelReply | BaseException | BaseModel | Responder
@@ -309,6 +310,20 @@ def accept_all() -> Callable[[ModelRequest], ModelReply]:
 def answer(text: str = "final answer") -> ModelReply:
     """The synthesizer's reply: the answer's prose (the run appends each task's result)."""
     return ModelReply(text=text)
+
+
+def plan_preview(*tasks: TaskSpec, goal: str = "goal") -> PlanPreview:
+    """What an `on_plan` gate is shown, for these tasks and an estimate of $0: test a gate alone."""
+    estimate = PlanEstimate(
+        tasks=(),
+        planning_usd=0.0,
+        overhead=CostRange(),
+        overhead_basis="model",
+        low_usd=0.0,
+        expected_usd=0.0,
+        high_usd=0.0,
+    )
+    return PlanPreview(goal=goal, plan=Plan(goal=goal, tasks=tasks), estimate=estimate)
 
 
 def tool_then_report(

@@ -39,7 +39,7 @@ from orchestrator.models import (
     TaskSpec,
     Usage,
 )
-from orchestrator.preview import Accept, CostRange, EditPlan, PlanEstimate, PlanPreview
+from orchestrator.preview import Accept, EditPlan, PlanPreview
 from orchestrator.settings import Settings
 from orchestrator.testing import (
     RecordingSink,
@@ -47,6 +47,7 @@ from orchestrator.testing import (
     accept_all,
     answer,
     leaf_report,
+    plan_preview,
     plan_reply,
     task,
     tool_call,
@@ -303,19 +304,6 @@ def spec(task_id: str, *deps: str, check: str | None = None) -> TaskSpec:
     )
 
 
-def preview_of(*tasks: TaskSpec) -> PlanPreview:
-    estimate = PlanEstimate(
-        tasks=(),
-        planning_usd=0.0,
-        overhead=CostRange(),
-        overhead_basis="model",
-        low_usd=0.0,
-        expected_usd=0.0,
-        high_usd=0.0,
-    )
-    return PlanPreview(goal="g", plan=Plan(goal="g", tasks=tasks), estimate=estimate)
-
-
 def suite_check(plan: Plan) -> list[tuple[str, tuple[str, ...], str | None]]:
     return [(t.id, t.deps, t.check.command if t.check else None) for t in plan.tasks]
 
@@ -329,14 +317,14 @@ async def gate_decision(preview: PlanPreview):
 
 
 async def test_coder_gate_accepts_a_plan_whose_final_task_runs_the_suite() -> None:
-    preview = preview_of(spec("a"), spec("b"), spec("all", "a", "b", check="pytest"))
+    preview = plan_preview(spec("a"), spec("b"), spec("all", "a", "b", check="pytest"))
 
     assert await gate_decision(preview) == Accept()
 
 
 async def test_coder_gate_adds_a_suite_task_after_every_leaf() -> None:
     """Without a task that all others lead to, a suite task waits for the tasks nothing waits for."""
-    preview = preview_of(spec("a"), spec("b", "a"), spec("c"), spec("suite", check="pytest -x"))
+    preview = plan_preview(spec("a"), spec("b", "a"), spec("c"), spec("suite", check="pytest -x"))
 
     decision = await gate_decision(preview)
 

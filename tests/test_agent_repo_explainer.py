@@ -35,9 +35,17 @@ from orchestrator.models import (
     TaskSpec,
     Usage,
 )
-from orchestrator.preview import Accept, CostRange, EditPlan, PlanEstimate, PlanPreview
+from orchestrator.preview import Accept, EditPlan
 from orchestrator.settings import Settings
-from orchestrator.testing import ScriptedModel, answer, leaf_report, plan_reply, task, tool_call
+from orchestrator.testing import (
+    ScriptedModel,
+    answer,
+    leaf_report,
+    plan_preview,
+    plan_reply,
+    task,
+    tool_call,
+)
 
 FIXTURE = Path(__file__).parent / "fixtures" / "multi_repo"
 FOLDERS = {"cart": "cart", "catalog": "catalog", "payments": "payments", "tests": "tests"}
@@ -229,20 +237,11 @@ def test_folder_gate_adds_a_task_for_each_unplanned_folder_and_strips_writing_to
 async def test_folder_gate_accepts_a_read_only_plan_covering_every_folder(repo: Path) -> None:
     job = await AGENT.job(AGENT.parse([]), repo)
     assert job.on_plan is not None
-    estimate = PlanEstimate(
-        tasks=(),
-        planning_usd=0.0,
-        overhead=CostRange(),
-        overhead_basis="model",
-        low_usd=0.0,
-        expected_usd=0.0,
-        high_usd=0.0,
-    )
     covering = Plan(goal="g", tasks=tuple(spec(t, "list_dir") for t in FOLDERS))
     partial = Plan(goal="g", tasks=(spec("cart", "list_dir"),))
 
-    assert job.on_plan(PlanPreview(goal="g", plan=covering, estimate=estimate)) == Accept()
-    decision = job.on_plan(PlanPreview(goal="g", plan=partial, estimate=estimate))
+    assert job.on_plan(plan_preview(*covering.tasks, goal="g")) == Accept()
+    decision = job.on_plan(plan_preview(*partial.tasks, goal="g"))
     assert isinstance(decision, EditPlan)
     assert [t.id for t in decision.plan.tasks] == ["cart", "catalog", "payments", "tests"]
 

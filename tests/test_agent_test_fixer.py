@@ -39,9 +39,9 @@ from orchestrator.models import (
     Unreviewed,
     Usage,
 )
-from orchestrator.preview import Accept, CostRange, EditPlan, PlanEstimate, PlanPreview
+from orchestrator.preview import Accept, EditPlan
 from orchestrator.settings import Settings
-from orchestrator.testing import RecordingSink, ScriptedModel, accept_all, answer
+from orchestrator.testing import RecordingSink, ScriptedModel, accept_all, answer, plan_preview
 from orchestrator.toolkit import CheckOutcome
 from orchestrator.tools.apply_patch import apply_patch
 
@@ -304,19 +304,6 @@ def _job(command: str = "pytest") -> AgentJob:
     return AgentJob(goal="fix", facts={"command": command, "groups": _groups()})
 
 
-def _preview(*tasks: TaskSpec) -> PlanPreview:
-    estimate = PlanEstimate(
-        tasks=(),
-        planning_usd=0.0,
-        overhead=CostRange(),
-        overhead_basis="model",
-        low_usd=0.0,
-        expected_usd=0.0,
-        high_usd=0.0,
-    )
-    return PlanPreview(goal="fix", plan=Plan(goal="fix", tasks=tasks), estimate=estimate)
-
-
 def _spec(task_id: str, instruction: str = "fix it", check: str | None = None) -> TaskSpec:
     return TaskSpec(
         id=TaskId(task_id),
@@ -336,7 +323,10 @@ def test_addressed_by_group_key_else_by_file() -> None:
 def test_plan_gate_gives_each_fix_task_its_groups_tests_as_check() -> None:
     gate = plan_gate("pytest -q", _groups(), timeout_s=30.0)
     own = _spec("fix_g1", check="make check")
-    decision = gate(_preview(own, _spec("fix_g2"), _spec("fix_both", "g1, g3"), _spec("notes")))
+    preview = plan_preview(
+        own, _spec("fix_g2"), _spec("fix_both", "g1, g3"), _spec("notes"), goal="fix"
+    )
+    decision = gate(preview)
     assert isinstance(decision, EditPlan)
     checks = {t.id: t.check for t in decision.plan.tasks}
     assert checks == {
@@ -352,7 +342,7 @@ def test_plan_gate_gives_each_fix_task_its_groups_tests_as_check() -> None:
 
 def test_plan_gate_accepts_a_plan_whose_fix_tasks_have_checks() -> None:
     gate = plan_gate("pytest", _groups(), timeout_s=30.0)
-    assert gate(_preview(_spec("fix_g1", check="pytest x"), _spec("notes"))) == Accept()
+    assert gate(plan_preview(_spec("fix_g1", check="pytest x"), _spec("notes"))) == Accept()
 
 
 # -- the report ------------------------------------------------------------------------------------
