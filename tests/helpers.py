@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Literal
@@ -80,3 +81,10 @@ def engine(
         sinks=tuple(sinks),
         check_runner=check_runner,
     )
+
+
+def fixture_pytest_env() -> dict[str, str]:
+    """This environment for our own pytest run on a fixture repository: its plugins off, and
+    without our switches (CI passes `--cov` in PYTEST_ADDOPTS, for a plugin that run lacks)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+    return env | {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}

@@ -4,7 +4,6 @@ shell, then a final task that runs the whole suite after both."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -53,6 +52,7 @@ from orchestrator.testing import (
     tool_call,
 )
 from orchestrator.toolkit import CheckOutcome
+from tests.helpers import fixture_pytest_env
 
 FIXTURE = Path(__file__).parent / "fixtures" / "coder_pkg"
 PYTEST = f"PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 {sys.executable} -m pytest -q"
@@ -186,7 +186,7 @@ def pytest_in(repo: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q"],
         cwd=repo,
-        env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+        env=fixture_pytest_env(),
         capture_output=True,
         text=True,
         timeout=60,

@@ -44,6 +44,7 @@ from orchestrator.settings import Settings
 from orchestrator.testing import RecordingSink, ScriptedModel, accept_all, answer, plan_preview
 from orchestrator.toolkit import CheckOutcome
 from orchestrator.tools.apply_patch import apply_patch
+from tests.helpers import fixture_pytest_env
 
 from .buggy_pkg_fixes import (
     FAILING,
@@ -61,7 +62,7 @@ _SETTINGS = Settings(shell_sandbox="auto")
 
 
 async def _suite_passes(repo: Path) -> bool:
-    done = await anyio.run_process(SUITE, cwd=repo, check=False)
+    done = await anyio.run_process(SUITE, cwd=repo, check=False, env=fixture_pytest_env())
     return done.returncode == 0
 
 

@@ -22,6 +22,7 @@ from orchestrator.cli_errors import UsageError
 from orchestrator.cli_signals import Outcome
 from orchestrator.models import RunId, RunResult, Usage
 from orchestrator.tools.apply_patch import apply_patch
+from tests.helpers import fixture_pytest_env
 
 from .buggy_pkg_fixes import FAILING, PATCHES, SUITE, FixerServerModel, copy_fixture
 from .cli_harness import (
@@ -114,7 +115,9 @@ def test_agent_test_fixer_fixes_the_fixture_through_the_cli(repo: Path, tmp_path
     for group, node in FAILING.items():
         assert f"- {group} ({node}) → task fix_{group} → check passed" in cli.stdout
     assert f"Whole suite (`{SUITE}`): passed." in cli.stdout
-    done = subprocess.run(SUITE, shell=True, cwd=repo, capture_output=True, check=False)
+    done = subprocess.run(
+        SUITE, shell=True, cwd=repo, capture_output=True, check=False, env=fixture_pytest_env()
+    )
     assert done.returncode == 0, done.stdout
 
 
