@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import importlib
-import sys
-import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
-import pytest
 
 from orchestrator.agent_kit import Agent, AgentJob, load_agents
 from orchestrator.agent_run import agent_orchestrator, default_report, run_agent
@@ -20,31 +15,10 @@ from orchestrator.run import EngineConfig
 from orchestrator.settings import Settings
 from orchestrator.testing import ScriptedModel, answer, plan_reply, task
 from orchestrator.testing import leaf_report as report_of
+from tests.test_plugins import install_dist
+from tests.test_plugins import site as site
 
 _SETTINGS = Settings(shell_sandbox="off")
-
-
-@pytest.fixture
-def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A directory on sys.path for fake installed distributions."""
-    root = tmp_path / "site"
-    root.mkdir()
-    monkeypatch.syspath_prepend(str(root))  # pyright: ignore[reportUnknownMemberType]
-    before = set(sys.modules)
-    yield root
-    for module in set(sys.modules) - before:
-        del sys.modules[module]
-    importlib.invalidate_caches()
-
-
-def _install(root: Path, name: str, source: str, points: dict[str, str]) -> None:
-    (root / f"{name}.py").write_text(textwrap.dedent(source))
-    info = root / f"{name}-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
-    lines = ["[orchestrator.agents]", *(f"{k} = {v}" for k, v in points.items())]
-    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
-    importlib.invalidate_caches()
 
 
 _PLUGIN = """
@@ -56,7 +30,7 @@ NOT_AN_AGENT = 42
 
 
 def test_load_agents_keeps_good_ones_sorted_and_names_each_bad_one(site: Path) -> None:
-    _install(
+    install_dist(
         site,
         "zz_plugin",
         _PLUGIN,
@@ -66,6 +40,7 @@ def test_load_agents_keeps_good_ones_sorted_and_names_each_bad_one(site: Path) -
             "number": "zz_plugin:NOT_AN_AGENT",
             "missing": "zz_no_such_module:AGENT",
         },
+        group="orchestrator.agents",
     )
     loaded = load_agents()
     names = [a.name for a in loaded.agents]

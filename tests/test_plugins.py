@@ -61,13 +61,20 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     importlib.invalidate_caches()
 
 
-def install_dist(root: Path, name: str, source: str, entry_points: dict[str, str]) -> None:
-    """Write an installed distribution declaring `entry_points` in `orchestrator.tools`."""
+def install_dist(
+    root: Path,
+    name: str,
+    source: str,
+    entry_points: dict[str, str],
+    *,
+    group: str = "orchestrator.tools",
+) -> None:
+    """Write an installed distribution declaring `entry_points` in `group`."""
     (root / f"{name}.py").write_text(textwrap.dedent(source))
     info = root / f"{name}-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
-    lines = ["[orchestrator.tools]", *(f"{k} = {v}" for k, v in entry_points.items())]
+    lines = [f"[{group}]", *(f"{k} = {v}" for k, v in entry_points.items())]
     (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
     importlib.invalidate_caches()
 
